@@ -1,0 +1,136 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditrelay/auditrelay/config"
+)
+
+// ErrClosed is returned by Feed.Next once the feed is drained or stopped.
+var ErrClosed = errors.New("feed closed")
+
+// ConsumerName is the durable consumer of webhook name: <prefix>-<name>, with
+// the name's characters outside [A-Za-z0-9_-] replaced by '_'.
+func ConsumerName(prefix, name string) string { return prefix + "-" + config.SubjectToken(name) }
+
+// IntakeName is the consumer that counts every entry and dead-letters the
+// invalid ones, once for all webhooks. The '_' keeps it apart from every
+// webhook's <prefix>-<name>.
+func IntakeName(prefix string) string { return prefix + "_intake" }
+
+// Feed is one durable consumer, read entry by entry.
+type Feed struct {
+	name string
+	cons jetstream.Consumer
+	it   jetstream.MessagesContext
+	max  int64
+	log  *slog.Logger
+}
+
+// FeedOptions shape a webhook's consumer.
+type FeedOptions struct {
+	// MaxAckPending bounds the entries held unacknowledged: the memory a
+	// webhook may use while an endpoint is down or a key is retrying.
+	MaxAckPending int
+	// Start is where a new consumer begins; an existing one resumes.
+	Start config.Start
+}
+
+// Feed creates or binds the durable consumer of webhook name and starts
+// pulling from it.
+func (s *Source) Feed(ctx context.Context, name string, o FeedOptions) (*Feed, error) {
+	cname := ConsumerName(s.cfg.DurablePrefix, name)
+	cc := jetstream.ConsumerConfig{
+		Durable: cname, Description: "auditrelay webhook " + name,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait, MaxDeliver: -1,
+		MaxAckPending: o.MaxAckPending,
+	}
+	setStart(&cc, o.Start)
+	return s.feed(ctx, cc, o.MaxAckPending)
+}
+
+func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer int) (*Feed, error) {
+	if info, err := s.js.Consumer(ctx, s.cfg.Stream.Name, cc.Durable); err == nil {
+		// A durable resumes where it stopped: its start cannot change.
+		old := info.CachedInfo().Config
+		cc.DeliverPolicy, cc.OptStartTime, cc.OptStartSeq = old.DeliverPolicy, old.OptStartTime, old.OptStartSeq
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("look up consumer %s: %w", cc.Durable, err)
+	}
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, s.cfg.Stream.Name, cc)
+	if err != nil {
+		return nil, fmt.Errorf("bind consumer %s: %w", cc.Durable, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(buffer, 1024)))
+	if err != nil {
+		return nil, fmt.Errorf("pull from consumer %s: %w", cc.Durable, err)
+	}
+	return &Feed{name: cc.Durable, cons: cons, it: it, max: s.cfg.MaxEntryBytes, log: s.log}, nil
+}
+
+func setStart(cc *jetstream.ConsumerConfig, st config.Start) {
+	switch st.Mode {
+	case "all":
+		cc.DeliverPolicy = jetstream.DeliverAllPolicy
+	case "time":
+		t := st.Time
+		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	default:
+		cc.DeliverPolicy = jetstream.DeliverNewPolicy
+	}
+}
+
+// Name is the consumer's name.
+func (f *Feed) Name() string { return f.name }
+
+// Next blocks until the next valid entry. Invalid entries are acknowledged
+// and skipped: the intake consumer dead-letters them, once for all webhooks.
+// After Drain it returns what was already pulled, then ErrClosed.
+func (f *Feed) Next() (*Message, error) {
+	for {
+		msg, err := f.it.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return nil, ErrClosed
+		}
+		if err != nil {
+			return nil, err
+		}
+		m, err := toMessage(msg, f.max)
+		if errors.Is(err, ErrInvalid) {
+			_ = msg.Ack()
+			continue
+		}
+		return m, err
+	}
+}
+
+func toMessage(msg jetstream.Msg, max int64) (*Message, error) {
+	md, err := msg.Metadata()
+	if err != nil {
+		return nil, fmt.Errorf("message metadata: %w", err)
+	}
+	m := &Message{Seq: md.Sequence.Stream, Time: md.Timestamp, Delivered: md.NumDelivered, msg: msg}
+	m.Entry, err = Decode(msg.Data(), max)
+	return m, err
+}
+
+// Drain stops pulling; entries already pulled are still returned by Next.
+func (f *Feed) Drain() { f.it.Drain() }
+
+// Stop stops pulling and drops what was pulled (JetStream redelivers it).
+func (f *Feed) Stop() { f.it.Stop() }
+
+// Pending is how many entries of the stream this consumer has yet to
+// finish: not yet delivered plus delivered and not acknowledged.
+func (f *Feed) Pending(ctx context.Context) (uint64, error) {
+	info, err := f.cons.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.NumPending + uint64(info.NumAckPending), nil
+}
