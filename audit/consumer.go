@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -25,11 +28,14 @@ func IntakeName(prefix string) string { return prefix + "_intake" }
 
 // Feed is one durable consumer, read entry by entry.
 type Feed struct {
-	name string
-	cons jetstream.Consumer
-	it   jetstream.MessagesContext
-	max  int64
-	log  *slog.Logger
+	name    string
+	cons    jetstream.Consumer
+	it      jetstream.MessagesContext
+	buffer  int
+	max     int64
+	log     *slog.Logger
+	closing atomic.Bool
+	mu      sync.Mutex // guards it, replaced when a subscription is lost
 }
 
 // FeedOptions shape a webhook's consumer.
@@ -66,11 +72,19 @@ func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer i
 	if err != nil {
 		return nil, fmt.Errorf("bind consumer %s: %w", cc.Durable, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(buffer, 1024)))
-	if err != nil {
-		return nil, fmt.Errorf("pull from consumer %s: %w", cc.Durable, err)
+	f := &Feed{name: cc.Durable, cons: cons, buffer: min(buffer, 1024), max: s.cfg.MaxEntryBytes, log: s.log}
+	if f.it, err = f.pull(); err != nil {
+		return nil, err
 	}
-	return &Feed{name: cc.Durable, cons: cons, it: it, max: s.cfg.MaxEntryBytes, log: s.log}, nil
+	return f, nil
+}
+
+func (f *Feed) pull() (jetstream.MessagesContext, error) {
+	it, err := f.cons.Messages(jetstream.PullMaxMessages(f.buffer))
+	if err != nil {
+		return nil, fmt.Errorf("pull from consumer %s: %w", f.name, err)
+	}
+	return it, nil
 }
 
 func setStart(cc *jetstream.ConsumerConfig, st config.Start) {
@@ -93,10 +107,7 @@ func (f *Feed) Name() string { return f.name }
 // After Drain it returns what was already pulled, then ErrClosed.
 func (f *Feed) Next() (*Message, error) {
 	for {
-		msg, err := f.it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return nil, ErrClosed
-		}
+		msg, err := f.next()
 		if err != nil {
 			return nil, err
 		}
@@ -107,6 +118,49 @@ func (f *Feed) Next() (*Message, error) {
 		}
 		return m, err
 	}
+}
+
+// next returns the next message, riding out what a pull subscription can
+// meet while it runs: missed heartbeats are passed over, and a subscription
+// the client ended by itself (connection closed, consumer recreated) is
+// started again until the feed is drained or stopped.
+func (f *Feed) next() (jetstream.Msg, error) {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		msg, err := f.iter().Next()
+		if err == nil {
+			return msg, nil
+		}
+		if f.closing.Load() {
+			return nil, ErrClosed
+		}
+		if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			f.log.Warn("pulling from consumer", "consumer", f.name, "err", err)
+			continue
+		}
+		time.Sleep(backoff)
+		if it, err := f.pull(); err == nil {
+			f.setIter(it)
+		} else {
+			f.log.Warn("consumer subscription lost; retrying", "consumer", f.name, "err", err)
+		}
+	}
+}
+
+func (f *Feed) iter() jetstream.MessagesContext {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.it
+}
+
+// setIter installs a new subscription, unless the feed was closed meanwhile.
+func (f *Feed) setIter(it jetstream.MessagesContext) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closing.Load() {
+		it.Stop()
+		return
+	}
+	f.it = it
 }
 
 func toMessage(msg jetstream.Msg, max int64) (*Message, error) {
@@ -120,10 +174,20 @@ func toMessage(msg jetstream.Msg, max int64) (*Message, error) {
 }
 
 // Drain stops pulling; entries already pulled are still returned by Next.
-func (f *Feed) Drain() { f.it.Drain() }
+func (f *Feed) Drain() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closing.Store(true)
+	f.it.Drain()
+}
 
 // Stop stops pulling and drops what was pulled (JetStream redelivers it).
-func (f *Feed) Stop() { f.it.Stop() }
+func (f *Feed) Stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closing.Store(true)
+	f.it.Stop()
+}
 
 // Pending is how many entries of the stream this consumer has yet to
 // finish: not yet delivered plus delivered and not acknowledged.

@@ -99,12 +99,9 @@ func (in *Intake) Run(ctx context.Context, c IntakeCounters) error {
 	stop := context.AfterFunc(ctx, in.feed.Stop)
 	defer stop()
 	for {
-		msg, err := in.feed.it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return nil
-		}
+		msg, err := in.feed.next()
 		if err != nil {
-			return fmt.Errorf("intake: %w", err)
+			return nil
 		}
 		in.handle(ctx, msg, c)
 	}
