@@ -1,0 +1,317 @@
+package sink
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/auditrelay/auditrelay/config"
+)
+
+// FieldError is a ws key that cannot be used. Path is relative to the ws
+// block (`ssl.enabledCipherSuites[2]`) as TLSConfig knows no more; NewClient
+// makes it absolute (`webhooks.siem.ws.ssl.enabledCipherSuites[2]`).
+type FieldError struct {
+	Path string
+	Err  error
+}
+
+// Error returns "<path>: <cause>".
+func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+var tlsVersions = map[string]uint16{"TLSv1.2": tls.VersionTLS12, "TLSv1.3": tls.VersionTLS13}
+
+// TLSConfig builds the client TLS settings of ws.ssl (webhooks, and the NATS
+// connection through a config.SSL made of auditrelay.nats.tls).
+//
+//   - trust stores replace the system roots (RootCAs nil when none is set);
+//   - the key store gives the client certificate;
+//   - protocol is the minimum version (TLS 1.2 when empty), enabledProtocols
+//     the allowed ones; enabledCipherSuites the TLS 1.2 suites by IANA name;
+//   - loose.acceptAnyCertificate verifies nothing; disableHostnameVerification
+//     verifies the chain, not the name; disableSNI sends no server name when
+//     dialled through NewClient (see withoutSNI) yet verifies chain and name;
+//   - debug logs each handshake (version, cipher suite, peer chain) at info.
+//
+// Each loose flag logs a warning. Errors are *StoreError or *FieldError.
+func TLSConfig(ssl config.SSL, logger *slog.Logger) (*tls.Config, error) {
+	logger = orDiscard(logger)
+	cfg := &tls.Config{}
+	if err := setTrust(cfg, ssl); err != nil {
+		return nil, err
+	}
+	if err := setVersions(cfg, ssl); err != nil {
+		return nil, err
+	}
+	if err := setCipherSuites(cfg, ssl.EnabledCipherSuites); err != nil {
+		return nil, err
+	}
+	v := &verifier{roots: cfg.RootCAs, loose: ssl.Loose, debug: ssl.Debug, logger: logger}
+	v.install(cfg)
+	warnLoose(ssl.Loose, logger)
+	return cfg, nil
+}
+
+func setTrust(cfg *tls.Config, ssl config.SSL) error {
+	if stores := ssl.TrustManager.Stores; len(stores) > 0 {
+		pool, _, err := LoadTrust(stores)
+		if err != nil {
+			return err
+		}
+		cfg.RootCAs = pool
+	}
+	if stores := ssl.KeyManager.Stores; len(stores) > 0 {
+		pair, err := LoadKeyPair(stores, time.Now())
+		if err != nil {
+			return err
+		}
+		cfg.Certificates = []tls.Certificate{*pair}
+	}
+	return nil
+}
+
+func setVersions(cfg *tls.Config, ssl config.SSL) error {
+	cfg.MinVersion = tls.VersionTLS12
+	if ssl.Protocol != "" {
+		v, ok := tlsVersions[ssl.Protocol]
+		if !ok {
+			return &FieldError{"ssl.protocol", fmt.Errorf("unknown TLS version %q (want TLSv1.2 or TLSv1.3)", ssl.Protocol)}
+		}
+		cfg.MinVersion = v
+	}
+	var lo, hi uint16
+	for i, name := range ssl.EnabledProtocols {
+		v, ok := tlsVersions[name]
+		if !ok {
+			return &FieldError{fmt.Sprintf("ssl.enabledProtocols[%d]", i), fmt.Errorf("unknown TLS version %q (want TLSv1.2 or TLSv1.3)", name)}
+		}
+		lo, hi = minNonZero(lo, v), max(hi, v)
+	}
+	if hi != 0 {
+		cfg.MinVersion, cfg.MaxVersion = max(cfg.MinVersion, lo), hi
+	}
+	if cfg.MaxVersion != 0 && cfg.MinVersion > cfg.MaxVersion {
+		return &FieldError{"ssl.enabledProtocols", fmt.Errorf("no version allowed by ssl.protocol %q", ssl.Protocol)}
+	}
+	return nil
+}
+
+func minNonZero(a, b uint16) uint16 {
+	if a == 0 {
+		return b
+	}
+	return min(a, b)
+}
+
+// setCipherSuites accepts Go's secure and insecure suites by IANA name. TLS
+// 1.3 suites are accepted but have no effect: Go does not let them be chosen.
+func setCipherSuites(cfg *tls.Config, names []string) error {
+	known := map[string]uint16{}
+	for _, s := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
+		known[s.Name] = s.ID
+	}
+	for i, name := range names {
+		id, ok := known[strings.TrimSpace(name)]
+		if !ok {
+			return &FieldError{fmt.Sprintf("ssl.enabledCipherSuites[%d]", i), fmt.Errorf("unknown cipher suite %q", name)}
+		}
+		cfg.CipherSuites = append(cfg.CipherSuites, id)
+	}
+	return nil
+}
+
+func warnLoose(l config.Loose, logger *slog.Logger) {
+	if l.AcceptAnyCertificate {
+		logger.Warn("TLS: ssl.loose.acceptAnyCertificate is set: the server's certificate is not verified")
+	}
+	if l.DisableHostnameVerification {
+		logger.Warn("TLS: ssl.loose.disableHostnameVerification is set: the server's name is not verified")
+	}
+	if l.DisableSNI {
+		logger.Warn("TLS: ssl.loose.disableSNI is set: no server name is sent")
+	}
+}
+
+// verifier replaces crypto/tls's verification when a loose flag or debug
+// asks for something else; otherwise crypto/tls verifies as usual.
+type verifier struct {
+	roots  *x509.CertPool // nil: system roots
+	loose  config.Loose
+	debug  bool
+	logger *slog.Logger
+}
+
+func (v *verifier) install(cfg *tls.Config) {
+	custom := v.loose.AcceptAnyCertificate || v.loose.DisableHostnameVerification || v.loose.DisableSNI
+	if !custom && !v.debug {
+		return
+	}
+	cfg.InsecureSkipVerify = custom
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error { return v.verify(cs, cs.ServerName, custom) }
+}
+
+// verify checks cs against host. Without SNI the host is not in cs, so
+// withoutSNI binds it per connection; a host still unknown is refused rather
+// than left unverified.
+func (v *verifier) verify(cs tls.ConnectionState, host string, custom bool) error {
+	v.logHandshake(cs, host)
+	switch {
+	case !custom || v.loose.AcceptAnyCertificate:
+		return nil
+	case v.loose.DisableHostnameVerification:
+		return v.verifyChain(cs, "")
+	case host == "":
+		return errors.New("tls: disableSNI: no host name to verify the certificate against")
+	}
+	return v.verifyChain(cs, host)
+}
+
+func (v *verifier) verifyChain(cs tls.ConnectionState, host string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("tls: server sent no certificate")
+	}
+	opts := x509.VerifyOptions{Roots: v.roots, DNSName: host, Intermediates: x509.NewCertPool()}
+	for _, c := range cs.PeerCertificates[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(opts)
+	if err != nil {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+	}
+	return nil
+}
+
+func (v *verifier) logHandshake(cs tls.ConnectionState, host string) {
+	if !v.debug {
+		return
+	}
+	chain := make([]string, 0, len(cs.PeerCertificates))
+	for _, c := range cs.PeerCertificates {
+		chain = append(chain, c.Subject.String())
+	}
+	v.logger.Info("TLS handshake", "host", host, "version", tls.VersionName(cs.Version),
+		"cipherSuite", tls.CipherSuiteName(cs.CipherSuite), "alpn", cs.NegotiatedProtocol,
+		"peerChain", chain, "resumed", cs.DidResume)
+}
+
+// withoutSNI is cfg for one connection to host that sends no server name
+// but still verifies chain and host name (unless acceptAnyCertificate or
+// disableHostnameVerification says otherwise).
+func (v *verifier) withoutSNI(cfg *tls.Config, host string) *tls.Config {
+	c := cfg.Clone()
+	c.ServerName = ""
+	c.InsecureSkipVerify = true
+	c.VerifyConnection = func(cs tls.ConnectionState) error { return v.verify(cs, host, true) }
+	return c
+}
+
+// NewClient builds the webhook's HTTP client, once, with every fallible step
+// (stores, TLS settings, proxy) done here. It has its own Transport:
+//
+//   - timeout.connection bounds the TCP connect and, separately, the TLS
+//     handshake;
+//   - timeout.idle bounds the wait for the response headers once the request
+//     is written (ResponseHeaderTimeout) and how long an unused keep-alive
+//     connection is kept (IdleConnTimeout); a stalled body is bounded by the
+//     attempt's context (timeout.request), set by the caller: the client has
+//     no Timeout of its own;
+//   - at most delivery.maxInFlight connections per endpoint, all of them kept
+//     for reuse; HTTP/2 when the server offers it over TLS;
+//   - followRedirects false returns a 3xx as the response.
+//
+// Errors start with `webhook "<name>": ` and name the key path.
+func NewClient(wh *config.Webhook, logger *slog.Logger) (*http.Client, error) {
+	tlsCfg, err := TLSConfig(wh.WS.SSL, logger)
+	if err != nil {
+		return nil, webhookErr(wh, err)
+	}
+	if err := checkProxy(wh.WS.Proxy); err != nil {
+		return nil, webhookErr(wh, &FieldError{Path: "proxy", Err: err})
+	}
+	client := &http.Client{Transport: newTransport(wh, tlsCfg, logger)}
+	if !wh.WS.FollowRedirects {
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	return client, nil
+}
+
+func newTransport(wh *config.Webhook, tlsCfg *tls.Config, logger *slog.Logger) *http.Transport {
+	t := wh.WS.Timeout
+	dialer := &net.Dialer{Timeout: t.Connection, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                  ProxyFor(wh),
+		OnProxyConnectResponse: onProxyConnectResponse,
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        tlsCfg,
+		TLSHandshakeTimeout:    t.Connection,
+		ResponseHeaderTimeout:  t.Idle,
+		IdleConnTimeout:        t.Idle,
+		MaxIdleConnsPerHost:    wh.Delivery.MaxInFlight,
+		MaxConnsPerHost:        wh.Delivery.MaxInFlight,
+		ForceAttemptHTTP2:      true,
+	}
+	if wh.WS.SSL.Loose.DisableSNI {
+		v := &verifier{roots: tlsCfg.RootCAs, loose: wh.WS.SSL.Loose, debug: wh.WS.SSL.Debug, logger: orDiscard(logger)}
+		tr.DialTLSContext = dialTLSWithoutSNI(dialer, tlsCfg, v)
+	}
+	return tr
+}
+
+// dialTLSWithoutSNI serves direct https connections. Through a proxy,
+// net/http does the TLS itself with TLSClientConfig and its host name, so
+// SNI is then sent (and verified).
+func dialTLSWithoutSNI(d *net.Dialer, cfg *tls.Config, v *verifier) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		conn := tls.Client(raw, v.withoutSNI(cfg, host))
+		if d.Timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+			defer cancel()
+		}
+		if err := conn.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		return conn, nil
+	}
+}
+
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return l
+}
+
+// webhookErr wraps err once with the webhook's name, making a FieldError's
+// path absolute (`wsConfig` for TheHive 4 endpoints).
+func webhookErr(wh *config.Webhook, err error) error {
+	var fe *FieldError
+	if errors.As(err, &fe) && wh.KeyPath != "" {
+		block := ".ws."
+		if strings.HasPrefix(wh.KeyPath, "notification.") {
+			block = ".wsConfig."
+		}
+		fe.Path = wh.KeyPath + block + fe.Path
+	}
+	return fmt.Errorf("webhook %q: %w", wh.Name, err)
+}
