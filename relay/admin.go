@@ -1,0 +1,114 @@
+package relay
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/auditrelay/auditrelay/sink"
+)
+
+// metrics are the sidecar-wide metrics; the per-webhook ones are sink's.
+type metrics struct {
+	sink        *sink.Metrics
+	received    prometheus.Counter
+	invalid     prometheus.Counter
+	reloads     *prometheus.CounterVec
+	intakeBound atomic.Bool
+}
+
+func newMetrics(reg *prometheus.Registry, o Options) *metrics {
+	m := &metrics{
+		sink: sink.NewMetrics(reg),
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "auditrelay_entries_received_total", Help: "Entries read from the audit stream (once, whatever the webhooks).",
+		}),
+		invalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "auditrelay_entries_invalid_total", Help: "Messages that are not audit entries, dead-lettered to <deadLetter.subject>._invalid.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditrelay_config_reloads_total", Help: "Configuration reloads (SIGHUP) by result.",
+		}, []string{"result"}),
+	}
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "auditrelay_build_info", Help: "auditrelay's version, revision and Go version; always 1.",
+	}, []string{"version", "revision", "goversion"})
+	build.WithLabelValues(o.Version, o.Revision, goVersion()).Set(1)
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
+	reg.MustRegister(m.received, m.invalid, m.reloads, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Received counts an entry read by the intake.
+func (m *metrics) Received() { m.received.Inc() }
+
+// Invalid counts a message that is not an audit entry.
+func (m *metrics) Invalid() { m.invalid.Inc() }
+
+func (r *Relay) listen(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("auditrelay.admin.listen: %w", err)
+	}
+	r.admin = l
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{Registry: r.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", r.readyz)
+	r.adminSrv = &http.Server{Handler: mux}
+	return nil
+}
+
+// AdminAddr is the admin listener's address (useful with port 0).
+func (r *Relay) AdminAddr() string { return r.admin.Addr().String() }
+
+func (r *Relay) serveAdmin() {
+	if err := r.adminSrv.Serve(r.admin); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		r.log.Error("admin listener stopped", "err", err)
+	}
+}
+
+// NotReady lists why the sidecar is not ready; empty means ready.
+func (r *Relay) NotReady() []string {
+	var why []string
+	src := r.source()
+	if src == nil || !src.Connected() {
+		why = append(why, "NATS not connected")
+	}
+	if !r.metrics.intakeBound.Load() {
+		why = append(why, "intake consumer not bound")
+	}
+	for _, rw := range r.runningWebhooks() {
+		if rw.boundFeed() == nil {
+			why = append(why, fmt.Sprintf("webhook %q: consumer not bound", rw.wh.Name()))
+		}
+	}
+	sort.Strings(why)
+	return why
+}
+
+func (r *Relay) readyz(w http.ResponseWriter, _ *http.Request) {
+	if why := r.NotReady(); len(why) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reasons": why})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,352 @@
+// Package relay runs the sidecar: it ties the NATS source (audit) to one
+// delivery engine (sink) per webhook, supervises them through NATS outages
+// and reloads, and serves the admin endpoints (/metrics, /healthz, /readyz,
+// the event-fetch API). It exists so that cmd/auditrelay stays a thin
+// command line and this supervision can be started in tests.
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/auditrelay/auditrelay/audit"
+	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/sink"
+)
+
+// Options are what a Relay needs beside its config.
+type Options struct {
+	Version, Revision string
+	Logger            *slog.Logger
+	// Registry receives the metrics; nil makes a new one.
+	Registry *prometheus.Registry
+}
+
+// Relay is the running sidecar.
+type Relay struct {
+	opts     Options
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	metrics  *metrics
+	natsTLS  *tls.Config
+	admin    net.Listener
+	adminSrv *http.Server
+
+	src atomic.Pointer[audit.Source] // read by dead letters without mu
+
+	mu       sync.Mutex // guards cfg, webhooks, ctx
+	cfg      *config.Config
+	webhooks map[string]*running
+	ctx      context.Context // Run's, for webhooks started by a reload
+	wg       sync.WaitGroup
+	closeOne sync.Once
+}
+
+// running is one webhook's engine and the goroutine that feeds it.
+type running struct {
+	wh     *sink.Webhook
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	feed   *audit.Feed // nil until its consumer is bound
+}
+
+// New does every fallible step of a start up front: it builds every
+// enabled webhook (trust stores, client certificates, proxies, signing) and
+// binds the admin listener. Any error here is a configuration error.
+func New(cfg *config.Config, o Options) (*Relay, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	r := &Relay{opts: o, log: o.Logger, reg: o.Registry, cfg: cfg, webhooks: map[string]*running{}}
+	r.metrics = newMetrics(o.Registry, o)
+	var errs []error
+	for _, wh := range cfg.Webhooks {
+		if !wh.Enabled {
+			continue
+		}
+		w, err := r.build(cfg, wh)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.webhooks[wh.Name] = &running{wh: w}
+	}
+	tlsConf, err := natsTLS(cfg.Auditrelay.NATS.TLS, o.Logger)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	r.natsTLS = tlsConf
+	if err := r.listen(cfg.Auditrelay.Admin.Listen); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Check builds what New would (every webhook's stores, client certificate,
+// proxy and signing; the NATS TLS stores) without listening or connecting,
+// and returns every problem: `auditrelay check`.
+func Check(cfg *config.Config, log *slog.Logger) error {
+	r := &Relay{opts: Options{Logger: log}, log: log, metrics: &metrics{sink: sink.NewMetrics(prometheus.NewRegistry())}}
+	var errs []error
+	for _, wh := range cfg.Webhooks {
+		w, err := r.build(cfg, wh)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		w.Close()
+	}
+	if _, err := natsTLS(cfg.Auditrelay.NATS.TLS, log); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Relay) build(cfg *config.Config, wh config.Webhook) (*sink.Webhook, error) {
+	return sink.New(wh, sink.Options{
+		Stream: cfg.Auditrelay.NATS.Stream.Name, Version: r.opts.Version,
+		Metrics: r.metrics.sink, Logger: r.log, ShutdownTimeout: cfg.Auditrelay.ShutdownTimeout,
+		DeadLetters: deadLetters{r},
+	})
+}
+
+// natsTLS builds the client TLS of auditrelay.nats.tls, nil when unset.
+func natsTLS(t config.TLS, log *slog.Logger) (*tls.Config, error) {
+	if len(t.TrustManager.Stores) == 0 && len(t.KeyManager.Stores) == 0 {
+		return nil, nil
+	}
+	c, err := sink.TLSConfig(config.SSL{TrustManager: t.TrustManager, KeyManager: t.KeyManager, Protocol: "TLSv1.2"}, log)
+	if err != nil {
+		return nil, fmt.Errorf("auditrelay.nats.tls: %w", err)
+	}
+	return c, nil
+}
+
+// deadLetters lets webhooks store dead letters through whichever source is
+// current.
+type deadLetters struct{ r *Relay }
+
+func (d deadLetters) PublishDeadLetter(ctx context.Context, dl audit.DeadLetter, data []byte) error {
+	src := d.r.source()
+	if src == nil {
+		return errors.New("not connected to NATS")
+	}
+	return src.PublishDeadLetter(ctx, dl, data)
+}
+
+func (r *Relay) source() *audit.Source { return r.src.Load() }
+
+// Run runs the sidecar until ctx ends, then shuts down within
+// auditrelay.shutdownTimeout. NATS being unreachable is not an error: Run
+// keeps trying and stays not ready.
+func (r *Relay) Run(ctx context.Context) error {
+	defer r.Close()
+	cfg := r.config()
+	var inProc nats.InProcessConnProvider
+	if cfg.Auditrelay.NATS.Embedded.Enabled {
+		emb, err := audit.StartEmbedded(cfg.Auditrelay.NATS.Embedded, r.log)
+		if err != nil {
+			return err
+		}
+		defer emb.Close()
+		inProc = emb.Server()
+	}
+	src, err := audit.Connect(cfg.Auditrelay.NATS, audit.Options{
+		TLS: r.natsTLS, InProcess: inProc, DeadLetterSubject: cfg.Auditrelay.DeadLetter.Subject, Logger: r.log,
+	})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	r.src.Store(src)
+	r.mu.Lock()
+	r.ctx = ctx
+	r.mu.Unlock()
+	go r.serveAdmin()
+	r.logStart(cfg)
+	if !r.ensure(ctx, src) {
+		return r.stop()
+	}
+	r.startAll(ctx)
+	r.wg.Go(func() { r.runIntake(ctx, src) })
+	r.wg.Go(func() { r.pollPending(ctx) })
+	<-ctx.Done()
+	return r.stop()
+}
+
+func (r *Relay) config() *config.Config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg
+}
+
+// ensure creates or binds the streams, retrying with backoff while NATS is
+// unreachable; it returns false when ctx ends first.
+func (r *Relay) ensure(ctx context.Context, src *audit.Source) bool {
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := src.Ensure(actx)
+		cancel()
+		if err == nil {
+			return true
+		}
+		r.log.Warn("NATS not ready; retrying", "err", err, "retryIn", wait)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (r *Relay) startAll(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rw := range r.webhooks {
+		r.start(ctx, rw)
+	}
+}
+
+// start runs a webhook in its own goroutine: bind its consumer (retrying
+// while NATS is away), then deliver until its context ends. Called with mu.
+func (r *Relay) start(parent context.Context, rw *running) {
+	ctx, cancel := context.WithCancel(parent)
+	rw.cancel, rw.done = cancel, make(chan struct{})
+	src := r.source()
+	r.wg.Go(func() {
+		defer close(rw.done)
+		feed := r.bind(ctx, src, rw.wh)
+		if feed == nil {
+			return
+		}
+		rw.mu.Lock()
+		rw.feed = feed
+		rw.mu.Unlock()
+		_ = rw.wh.Run(ctx, feed)
+	})
+}
+
+func (r *Relay) bind(ctx context.Context, src *audit.Source, w *sink.Webhook) *audit.Feed {
+	cfg := w.Config()
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		feed, err := src.Feed(actx, cfg.Name, audit.FeedOptions{MaxAckPending: sink.MaxAckPending(&cfg), Start: cfg.Delivery.Start})
+		cancel()
+		if err == nil {
+			r.log.Info("webhook consumer bound", "webhook", cfg.Name, "consumer", feed.Name())
+			return feed
+		}
+		r.log.Warn("webhook consumer not bound; retrying", "webhook", cfg.Name, "err", err, "retryIn", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (r *Relay) runIntake(ctx context.Context, src *audit.Source) {
+	for wait := 250 * time.Millisecond; ctx.Err() == nil; wait = min(2*wait, 10*time.Second) {
+		in, err := src.Intake(ctx)
+		if err == nil {
+			r.metrics.intakeBound.Store(true)
+			_ = in.Run(ctx, r.metrics)
+			return
+		}
+		r.log.Warn("intake consumer not bound; retrying", "err", err, "retryIn", wait)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+}
+
+// pollPending refreshes auditrelay_pending_entries from consumer info.
+func (r *Relay) pollPending(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, rw := range r.runningWebhooks() {
+			if f := rw.boundFeed(); f != nil {
+				if n, err := f.Pending(ctx); err == nil {
+					rw.wh.SetPending(n)
+				}
+			}
+		}
+	}
+}
+
+func (r *Relay) runningWebhooks() []*running {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*running, 0, len(r.webhooks))
+	for _, rw := range r.webhooks {
+		out = append(out, rw)
+	}
+	return out
+}
+
+func (rw *running) boundFeed() *audit.Feed {
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	return rw.feed
+}
+
+// stop waits for every webhook to finish its shutdown (each bounded by
+// shutdownTimeout).
+func (r *Relay) stop() error {
+	r.wg.Wait()
+	return nil
+}
+
+// Close releases the admin listener and the webhooks' connections. It is
+// idempotent.
+func (r *Relay) Close() {
+	r.closeOne.Do(func() {
+		if r.adminSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = r.adminSrv.Shutdown(ctx)
+		}
+		if r.admin != nil {
+			_ = r.admin.Close()
+		}
+		for _, rw := range r.runningWebhooks() {
+			rw.wh.Close()
+		}
+	})
+}
+
+func (r *Relay) logStart(cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		r.log.Warn(w)
+	}
+	for _, rw := range r.runningWebhooks() {
+		c := rw.wh.Config()
+		r.log.Info("webhook", "webhook", c.Name, "url", sink.RedactURL(c.URL), "format", c.Format,
+			"orderBy", c.Delivery.OrderBy, "maxInFlight", c.Delivery.MaxInFlight, "proxy", sink.DescribeProxy(&c, nil))
+	}
+}

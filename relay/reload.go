@@ -1,0 +1,105 @@
+package relay
+
+import (
+	"errors"
+	"reflect"
+	"runtime"
+
+	"github.com/auditrelay/auditrelay/config"
+)
+
+// Reload applies a new configuration (SIGHUP): added, removed and changed
+// webhooks take effect without touching the others. A configuration that
+// cannot be built (a store that does not read, a bad proxy) is rejected
+// whole and the running one kept. auditrelay's own section needs a restart.
+func (r *Relay) Reload(cfg *config.Config) error {
+	err := r.reload(cfg)
+	result := "success"
+	if err != nil {
+		result = "failure"
+		r.log.Error("reload rejected; the running configuration is kept", "err", err)
+	}
+	r.metrics.reloads.WithLabelValues(result).Inc()
+	return err
+}
+
+// ReloadFailed records a reload whose file did not load.
+func (r *Relay) ReloadFailed(err error) {
+	r.log.Error("reload rejected; the running configuration is kept", "err", err)
+	r.metrics.reloads.WithLabelValues("failure").Inc()
+}
+
+func (r *Relay) reload(cfg *config.Config) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx == nil {
+		return errors.New("not running")
+	}
+	if !reflect.DeepEqual(cfg.Auditrelay, r.cfg.Auditrelay) {
+		r.log.Warn("changes to the auditrelay section take effect at the next restart")
+	}
+	added, err := r.buildChanged(cfg)
+	if err != nil {
+		return err
+	}
+	for name, rw := range r.webhooks {
+		if wh := cfg.Webhook(name); wh == nil || !wh.Enabled || added[name] != nil {
+			r.stopWebhook(name, rw, added[name] == nil)
+		}
+	}
+	for name, rw := range added {
+		r.webhooks[name] = rw
+		r.start(r.ctx, rw)
+		r.log.Info("webhook started by reload", "webhook", name)
+	}
+	r.cfg = cfg
+	for _, w := range cfg.Warnings {
+		r.log.Warn(w)
+	}
+	return nil
+}
+
+// buildChanged builds the enabled webhooks that are new or whose config
+// changed; it fails, building none, if any fails.
+func (r *Relay) buildChanged(cfg *config.Config) (map[string]*running, error) {
+	added := map[string]*running{}
+	var errs []error
+	for _, wh := range cfg.Webhooks {
+		if !wh.Enabled {
+			continue
+		}
+		if rw, ok := r.webhooks[wh.Name]; ok && reflect.DeepEqual(rw.wh.Config(), wh) {
+			continue
+		}
+		w, err := r.build(cfg, wh)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		added[wh.Name] = &running{wh: w}
+	}
+	if err := errors.Join(errs...); err != nil {
+		for _, rw := range added {
+			rw.wh.Close()
+		}
+		return nil, err
+	}
+	return added, nil
+}
+
+// stopWebhook stops one webhook and waits for its shutdown; a removed one's
+// series go too. Called with mu.
+func (r *Relay) stopWebhook(name string, rw *running, removed bool) {
+	if rw.cancel != nil {
+		rw.cancel()
+		<-rw.done
+	}
+	rw.wh.Close()
+	delete(r.webhooks, name)
+	if removed {
+		r.metrics.sink.Forget(name)
+	}
+	r.log.Info("webhook stopped by reload", "webhook", name)
+}
+
+func goVersion() string { return runtime.Version() }

@@ -1,0 +1,188 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/auditrelay/auditrelay/audit"
+)
+
+// Request headers auditrelay sets on every attempt (SPEC §4).
+const (
+	HeaderWebhookID        = "webhook-id"
+	HeaderWebhookTimestamp = "webhook-timestamp"
+	HeaderWebhookSignature = "webhook-signature"
+	HeaderAttempt          = "Auditrelay-Attempt"
+)
+
+// deliver sends a unit until it is delivered, dead-lettered, or (when soft
+// ends first) handed back; it acknowledges accordingly. Its body and
+// webhook-id are built once; the signature is made anew per attempt.
+func (w *Webhook) deliver(soft, hard context.Context, u *unit) *unit {
+	msgs := make([]*audit.Message, len(u.items))
+	for i, h := range u.items {
+		msgs[i] = h.msg
+	}
+	// The body is not pooled: the transport may still read a request body
+	// after Do returns (an early response), so it is never reused.
+	body, err := w.enc.Body(nil, msgs)
+	if err != nil {
+		// Encoding an already-decoded entry cannot fail short of a bug.
+		w.deadLetter(hard, u, msgs, 0, Result{Status: "encode", Err: err})
+		return u
+	}
+	id := WebhookID(w.stream, w.cfg.Name, msgs[0].Seq, msgs[len(msgs)-1].Seq)
+	w.retry(soft, hard, u, msgs, id, body)
+	return u
+}
+
+func (w *Webhook) retry(soft, hard context.Context, u *unit, msgs []*audit.Message, id string, body []byte) {
+	r := w.cfg.Delivery.Retry
+	for n := 1; ; n++ {
+		res := w.attempt(hard, id, body, n)
+		switch {
+		case res.Outcome == Delivered:
+			w.acked(msgs)
+			return
+		case res.Outcome == Permanent:
+			w.deadLetter(hard, u, msgs, n, res)
+			return
+		case hard.Err() != nil:
+			w.handBack(u, msgs)
+			return
+		case n >= r.MaxAttempts || time.Since(msgs[0].Time) >= r.MaxAge:
+			w.deadLetter(hard, u, msgs, n, res)
+			return
+		}
+		w.m.retried.Add(float64(len(msgs)))
+		if !sleep(soft, Backoff(r, n, res.RetryAfter)) {
+			w.handBack(u, msgs)
+			return
+		}
+	}
+}
+
+// attempt makes one HTTP request under the webhook's request timeout.
+func (w *Webhook) attempt(ctx context.Context, id string, body []byte, n int) Result {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.WS.Timeout.Request)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return Result{Outcome: Permanent, Status: "request", Err: err}
+	}
+	req.Header = w.headers.Clone()
+	req.Header[HeaderWebhookID] = []string{id}
+	req.Header[HeaderAttempt] = []string{strconv.Itoa(n)}
+	if w.signer != nil {
+		now := time.Now()
+		req.Header[HeaderWebhookTimestamp] = []string{strconv.FormatInt(now.Unix(), 10)}
+		req.Header[HeaderWebhookSignature] = []string{w.signer.Sign(id, now, body)}
+	}
+	start := time.Now()
+	resp, err := w.client.Do(req)
+	res := Classify(resp, err, time.Now())
+	if resp != nil {
+		res.snippet = drain(resp.Body, res.Outcome != Delivered)
+	}
+	w.observe(res, time.Since(start))
+	return res
+}
+
+// drain reads what is left of a body so the connection is reused, keeping
+// the start of it when it will be logged.
+func drain(body io.ReadCloser, keep bool) string {
+	defer body.Close()
+	var snippet []byte
+	if keep {
+		snippet, _ = io.ReadAll(io.LimitReader(body, 512))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 1<<20))
+	return string(snippet)
+}
+
+func (w *Webhook) observe(res Result, d time.Duration) {
+	w.m.attempt(res.Status)
+	w.m.duration.Observe(d.Seconds())
+	if res.Outcome == Retry {
+		w.m.up.Set(0)
+	} else {
+		w.m.up.Set(1)
+	}
+}
+
+func (w *Webhook) acked(msgs []*audit.Message) {
+	now := time.Now()
+	for _, m := range msgs {
+		_ = m.Ack()
+		w.m.lag.Observe(now.Sub(m.Time).Seconds())
+	}
+	w.m.delivered.Add(float64(len(msgs)))
+}
+
+// deadLetter stores each entry of the unit as a dead letter, then
+// acknowledges it. A store that fails is retried until it succeeds or the
+// hard deadline passes; then the entry is handed back, never acknowledged.
+func (w *Webhook) deadLetter(ctx context.Context, u *unit, msgs []*audit.Message, attempts int, res Result) {
+	reason := res.reason()
+	w.log.Warn("dead-lettering", "seq", msgs[0].Seq, "entries", len(msgs), "attempts", attempts,
+		"status", res.Status, "reason", reason)
+	for _, m := range msgs {
+		dl := audit.DeadLetter{Webhook: w.cfg.Name, Reason: reason, Attempts: attempts,
+			LastStatus: res.Status, StreamSeq: m.Seq, StreamTime: m.Time}
+		if !w.storeDeadLetter(ctx, dl, m) {
+			w.handBack(u, msgs)
+			return
+		}
+		_ = m.Ack()
+		w.m.deadLettered.Inc()
+	}
+}
+
+func (w *Webhook) storeDeadLetter(ctx context.Context, dl audit.DeadLetter, m *audit.Message) bool {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := w.dl.PublishDeadLetter(ctx, dl, m.Entry.Raw)
+		if err == nil {
+			return true
+		}
+		w.log.Warn("dead letter not stored yet", "seq", m.Seq, "err", err)
+		if !sleep(ctx, wait) {
+			return false
+		}
+	}
+}
+
+// handBack returns the unit's entries to JetStream for a prompt redelivery.
+func (w *Webhook) handBack(u *unit, msgs []*audit.Message) {
+	u.handedBack = true
+	for _, m := range msgs {
+		_ = m.NakWithDelay(0)
+	}
+}
+
+// reason is the Auditrelay-Reason of a dead letter.
+func (r Result) reason() string {
+	switch {
+	case r.Err != nil:
+		return r.Err.Error()
+	case r.snippet != "":
+		return fmt.Sprintf("HTTP %s: %s", r.Status, r.snippet)
+	}
+	return "HTTP " + r.Status
+}
+
+// sleep waits d, or returns false when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,250 @@
+package sink
+
+import (
+	"context"
+	"time"
+
+	"github.com/auditrelay/auditrelay/audit"
+)
+
+// heartbeat is how often entries held longer than it are reported
+// InProgress, well inside audit.AckWait, so JetStream never redelivers an
+// entry that is still queued or retrying.
+const heartbeat = audit.AckWait / 4
+
+// held is an entry between its arrival and its acknowledgement.
+type held struct {
+	msg     *audit.Message
+	key     string
+	since   time.Time // when it became ready (head of its key)
+	touched time.Time // last delivery or InProgress
+	sent    bool      // in a unit being delivered
+}
+
+// unit is one request's worth of entries: one, or a batch.
+type unit struct {
+	items []*held
+	// handedBack is set when the unit was neither delivered nor
+	// dead-lettered (shutdown): its entries were handed back to JetStream.
+	handedBack bool
+}
+
+// scheduler owns a webhook's ordering state; only Run's goroutine touches it.
+// Entries with the same key queue behind each other: only the head of a
+// key's queue is ready, and it leaves the queue when its unit is done, so no
+// attempt of an entry is made before every earlier entry with its key was
+// delivered or dead-lettered. Entries of different keys (or with no key)
+// go out in parallel up to maxInFlight.
+type scheduler struct {
+	w        *Webhook
+	queues   map[string][]*held
+	ready    []*held
+	bySeq    map[uint64]*held
+	inflight int
+	done     chan *unit
+	timer    *time.Timer // batch maxWait
+}
+
+func newScheduler(w *Webhook) *scheduler {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &scheduler{
+		w: w, queues: map[string][]*held{}, bySeq: map[uint64]*held{},
+		done: make(chan *unit, w.cfg.Delivery.MaxInFlight), timer: t,
+	}
+}
+
+// add takes a new entry: filtered out (acknowledged at once), queued behind
+// its key, or ready.
+func (s *scheduler) add(m *audit.Message, now time.Time) {
+	if h, dup := s.bySeq[m.Seq]; dup {
+		// JetStream redelivered an entry still held: keep one, newest handle.
+		h.msg, h.touched = m, now
+		return
+	}
+	if !s.w.filter.Match(&m.Entry) {
+		_ = m.Ack()
+		s.w.m.filtered.Inc()
+		return
+	}
+	h := &held{msg: m, key: m.Entry.Key(s.w.cfg.Delivery.OrderBy), touched: now}
+	s.bySeq[m.Seq] = h
+	if h.key == "" {
+		s.makeReady(h, now)
+		return
+	}
+	q := s.queues[h.key]
+	s.queues[h.key] = append(q, h)
+	if len(q) == 0 {
+		s.makeReady(h, now)
+	}
+}
+
+func (s *scheduler) makeReady(h *held, now time.Time) {
+	h.since = now
+	s.ready = append(s.ready, h)
+}
+
+// finish releases a unit's entries; the next of each key becomes ready.
+func (s *scheduler) finish(u *unit, now time.Time) {
+	s.inflight--
+	for _, h := range u.items {
+		delete(s.bySeq, h.msg.Seq)
+		if h.key == "" {
+			continue
+		}
+		q := s.queues[h.key][1:]
+		if len(q) == 0 {
+			delete(s.queues, h.key)
+			continue
+		}
+		s.queues[h.key] = q
+		if !u.handedBack {
+			s.makeReady(q[0], now)
+		}
+	}
+}
+
+// next takes the next unit to send, or nil: none ready, maxInFlight reached,
+// or a batch still filling (the timer then fires at its maxWait).
+func (s *scheduler) next(now time.Time) *unit {
+	if len(s.ready) == 0 || s.inflight >= s.w.cfg.Delivery.MaxInFlight {
+		return nil
+	}
+	b := s.w.cfg.Batch
+	n := min(len(s.ready), b.MaxEntries)
+	if n < b.MaxEntries {
+		if wait := b.MaxWait - now.Sub(s.ready[0].since); wait > 0 {
+			s.timer.Reset(wait)
+			return nil
+		}
+	}
+	u := &unit{items: make([]*held, n)}
+	copy(u.items, s.ready)
+	for _, h := range u.items {
+		h.sent = true
+	}
+	s.ready = append(s.ready[:0], s.ready[n:]...)
+	s.inflight++
+	return u
+}
+
+// touch tells JetStream that entries held for a while are still being
+// worked on, so it does not redeliver them behind our back.
+func (s *scheduler) touch(now time.Time) {
+	for _, h := range s.bySeq {
+		if now.Sub(h.touched) >= heartbeat {
+			_ = h.msg.InProgress()
+			h.touched = now
+		}
+	}
+}
+
+// handBack returns every held entry that is not in flight to JetStream, for
+// a prompt redelivery (shutdown).
+func (s *scheduler) handBack() {
+	for key, q := range s.queues {
+		keep := 0
+		if q[0].sent {
+			keep = 1
+		}
+		for _, h := range q[keep:] {
+			s.release(h)
+		}
+		if s.queues[key] = q[:keep]; keep == 0 {
+			delete(s.queues, key)
+		}
+	}
+	for _, h := range s.ready {
+		if h.key == "" {
+			s.release(h)
+		}
+	}
+	s.ready = s.ready[:0]
+}
+
+func (s *scheduler) release(h *held) {
+	_ = h.msg.NakWithDelay(0)
+	delete(s.bySeq, h.msg.Seq)
+}
+
+// Run delivers the feed's entries until ctx ends, then stops pulling, lets
+// in-flight attempts finish within the shutdown timeout and hands the rest
+// back to JetStream. It returns nil after a shutdown.
+func (w *Webhook) Run(ctx context.Context, feed Feed) error {
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	in, pumped := pump(feed)
+	s := newScheduler(w)
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		var inCh <-chan *audit.Message
+		if len(s.bySeq) < w.maxHeld {
+			inCh = in
+		}
+		select {
+		case <-ctx.Done():
+			return s.shutdown(feed, in, pumped, cancelHard)
+		case m := <-inCh:
+			s.add(m, time.Now())
+		case u := <-s.done:
+			s.finish(u, time.Now())
+		case <-tick.C:
+			s.touch(time.Now())
+		case <-s.timer.C:
+		case <-pumped:
+			pumped = nil // the feed ended by itself; what is held still finishes
+		}
+		s.dispatch(ctx, hard)
+	}
+}
+
+func (s *scheduler) dispatch(soft, hard context.Context) {
+	now := time.Now()
+	for u := s.next(now); u != nil; u = s.next(now) {
+		go func() { s.done <- s.w.deliver(soft, hard, u) }()
+	}
+}
+
+// pump reads the feed in its own goroutine; a blocked send on in is the
+// back-pressure that stops pulling when enough entries are held.
+func pump(feed Feed) (<-chan *audit.Message, <-chan struct{}) {
+	in := make(chan *audit.Message)
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			m, err := feed.Next()
+			if err != nil {
+				return
+			}
+			in <- m
+		}
+	}()
+	return in, ended
+}
+
+// shutdown implements SPEC §5's SIGTERM: stop taking entries, finish or
+// hand back what is in flight within the shutdown timeout.
+func (s *scheduler) shutdown(feed Feed, in <-chan *audit.Message, pumped <-chan struct{}, cancelHard context.CancelFunc) error {
+	feed.Drain()
+	s.handBack()
+	deadline := time.NewTimer(s.w.grace)
+	defer deadline.Stop()
+	for s.inflight > 0 || pumped != nil {
+		select {
+		case m := <-in:
+			_ = m.NakWithDelay(0)
+		case u := <-s.done:
+			s.finish(u, time.Now())
+			s.handBack()
+		case <-pumped:
+			pumped = nil
+		case <-deadline.C:
+			cancelHard()
+			feed.Stop()
+		}
+	}
+	return nil
+}
