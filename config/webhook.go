@@ -1,0 +1,435 @@
+package config
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gurkankaymak/hocon"
+)
+
+// decode reads the sections auditrelay uses from root; every other
+// top-level section belongs to the application and is ignored.
+func (d *decoder) decode(root hocon.Object) *Config {
+	cfg := &Config{Auditrelay: Default()}
+	top := d.node("", root, false)
+	if n := top.child("auditrelay"); n != nil {
+		d.auditrelay(n, &cfg.Auditrelay)
+	}
+	d.resolveStoreDir(&cfg.Auditrelay.NATS.Embedded)
+	play := playWS(root)
+	d.applyWS(d.node("play.ws", play, true), new(WS)) // report it even without a webhook
+	cfg.Webhooks = append(d.theHive3(top, play), d.theHive4(root, play)...)
+	slices.SortFunc(cfg.Webhooks, func(a, b Webhook) int { return strings.Compare(a.Name, b.Name) })
+	d.checkNames(cfg.Webhooks)
+	d.checkThin(cfg)
+	slices.Sort(d.warnings)
+	cfg.Warnings = d.warnings
+	return cfg
+}
+
+// resolveStoreDir makes the store directory absolute; the embedded server
+// creates it, so it need not exist.
+func (d *decoder) resolveStoreDir(e *Embedded) {
+	if e.StoreDir != "" && !filepath.IsAbs(e.StoreDir) {
+		e.StoreDir = filepath.Join(d.dir, e.StoreDir)
+	}
+}
+
+// playWS returns the application's `play.ws` object, or nil.
+func playWS(root hocon.Object) hocon.Object {
+	play, _ := root["play"].(hocon.Object)
+	ws, _ := play["ws"].(hocon.Object)
+	return ws
+}
+
+// layers are the ws objects under a webhook's own, lowest first.
+type layers []*node
+
+// ws builds a webhook's HTTP client settings: the defaults, then each layer,
+// then its own ws object (may be nil).
+func (d *decoder) ws(shared layers, own *node) WS {
+	w := DefaultWS()
+	for _, l := range append(shared, own) {
+		if l != nil {
+			d.applyWS(d.node(l.path, l.obj, l.lenient), &w)
+		}
+	}
+	return w
+}
+
+// theHive3 reads the top-level `webhooks { … }` block (SPEC §2.1).
+func (d *decoder) theHive3(top *node, play hocon.Object) []Webhook {
+	n := top.child("webhooks")
+	if n == nil {
+		return nil
+	}
+	shared := layers{d.node("play.ws", play, true)}
+	if c := n.child("ws"); c != nil {
+		shared = append(shared, c)
+		d.applyWS(c, new(WS)) // report its problems even without a webhook
+	}
+	var hooks []Webhook
+	for _, name := range sortedKeys(n.obj) {
+		if name == "ws" {
+			continue
+		}
+		if c := n.child(name); c != nil {
+			if _, ok := c.obj["url"]; !ok {
+				c.d.fail(c.path, newKind(ErrRequired, "url required: a child of webhooks is a webhook (or ws, the defaults of all)"))
+				continue
+			}
+			hooks = append(hooks, d.theHive3Webhook(name, c, shared))
+		}
+	}
+	return hooks
+}
+
+func sortedKeys(obj hocon.Object) []string {
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func (d *decoder) theHive3Webhook(name string, n *node, shared layers) Webhook {
+	w := DefaultWebhook()
+	w.Name, w.KeyPath = name, n.path
+	n.str("url", &w.URL)
+	w.WS = d.ws(shared, n.child("ws"))
+	var cert string
+	if n.str("cert", &cert) {
+		w.WS.SSL.TrustManager.Stores = append(w.WS.SSL.TrustManager.Stores,
+			Store{Type: "PEM", Path: d.file(n.at("cert"), cert), KeyPath: n.at("cert")})
+		d.warn(n.at("cert"), "deprecated, use ws.ssl.trustManager.stores")
+	}
+	d.extensions(n, &w)
+	d.checkWebhook(&w, n.at("ws"))
+	return w
+}
+
+// theHive4 reads `notification.webhook.endpoints = [ … ]` (SPEC §2.2); the
+// other keys of `notification` are the application's.
+func (d *decoder) theHive4(root hocon.Object, play hocon.Object) []Webhook {
+	notification, _ := root["notification"].(hocon.Object)
+	webhook, _ := notification["webhook"].(hocon.Object)
+	n := d.node("notification.webhook", webhook, false)
+	var hooks []Webhook
+	n.objects("endpoints", func(_ int, e *node) {
+		hooks = append(hooks, d.theHive4Webhook(e, layers{d.node("play.ws", play, true)}))
+	})
+	return hooks
+}
+
+func (d *decoder) theHive4Webhook(n *node, shared layers) Webhook {
+	w := DefaultWebhook()
+	w.KeyPath = n.path
+	if !n.str("name", &w.Name) || w.Name == "" {
+		n.fail("name", errRequired)
+	}
+	n.str("url", &w.URL)
+	var version int
+	n.integer("version", &version) // TheHive's payload version: auditrelay sends entries as published
+	w.WS = d.ws(shared, n.child("wsConfig"))
+	n.strings("includedTheHiveOrganisations", &w.Filter.IncludedOrganisations)
+	n.strings("excludedTheHiveOrganisations", &w.Filter.ExcludedOrganisations)
+	d.extensions(n, &w)
+	d.checkWebhook(&w, n.at("wsConfig"))
+	return w
+}
+
+// extensions reads the keys of SPEC §2.3, the same in both syntaxes, and
+// reports the unknown ones.
+func (d *decoder) extensions(n *node, w *Webhook) {
+	if c := n.child("auth"); c != nil {
+		d.auth(c, &w.Auth)
+	}
+	d.headers(n, w)
+	if c := n.child("signing"); c != nil {
+		d.signing(c, &w.Signing)
+	}
+	if c := n.child("filter"); c != nil {
+		d.filter(c, &w.Filter)
+	}
+	n.oneOf("format", &w.Format, "audit", "slack", "thin")
+	if c := n.child("batch"); c != nil {
+		if c.integer("maxEntries", &w.Batch.MaxEntries) && w.Batch.MaxEntries < 1 {
+			c.fail("maxEntries", invalid("must be at least 1, got %d", w.Batch.MaxEntries))
+		}
+		if c.duration("maxWait", &w.Batch.MaxWait) && w.Batch.MaxWait < 0 {
+			c.fail("maxWait", invalid("must not be negative"))
+		}
+		c.finish()
+	}
+	if c := n.child("delivery"); c != nil {
+		d.delivery(c, &w.Delivery)
+	}
+	n.boolean("enabled", &w.Enabled)
+	n.finish()
+}
+
+func (d *decoder) auth(n *node, a *Auth) {
+	n.oneOf("type", &a.Type, "none", "basic", "bearer", "key")
+	hasUser, hasPassword := n.str("username", &a.Username), n.secret("password", &a.Password)
+	hasKey := n.secret("key", &a.Key)
+	want := map[string][]string{"basic": {"username", "password"}, "bearer": {"key"}, "key": {"key"}}[a.Type]
+	for key, has := range map[string]bool{"username": hasUser, "password": hasPassword, "key": hasKey} {
+		switch {
+		case has && !slices.Contains(want, key):
+			n.fail(key, invalid("not used with type %s", a.Type))
+		case !has && slices.Contains(want, key):
+			n.fail(key, newKind(ErrRequired, "required with type %s", a.Type))
+		}
+	}
+	n.finish()
+}
+
+func (d *decoder) headers(n *node, w *Webhook) {
+	c := n.child("headers")
+	if c == nil {
+		return
+	}
+	w.Headers = map[string]string{}
+	for _, name := range sortedKeys(c.obj) {
+		var v string
+		if !c.str(name, &v) {
+			continue
+		}
+		if !validHeaderName(name) {
+			c.fail(name, invalid("not a valid header name"))
+		}
+		if strings.ContainsAny(v, "\r\n") {
+			c.fail(name, invalid("a header value must not contain a line break"))
+		}
+		w.Headers[http.CanonicalHeaderKey(name)] = v
+	}
+}
+
+func validHeaderName(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r)
+	})
+}
+
+// signing reads `secret`: one string of space-separated secrets (as
+// Standard Webhooks rotation does) or a list.
+func (d *decoder) signing(n *node, s *Signing) {
+	var secrets []string
+	if v, ok := n.obj["secret"]; ok {
+		if _, isList := v.(hocon.Array); !isList {
+			var one string
+			n.str("secret", &one)
+			secrets = strings.Fields(one)
+		} else {
+			n.strings("secret", &secrets)
+		}
+	}
+	n.known = append(n.known, "secret")
+	for i, sec := range secrets {
+		if err := checkSigningSecret(sec); err != nil {
+			d.fail(n.at("secret")+"["+itoa(i)+"]", err)
+			continue
+		}
+		s.Secrets = append(s.Secrets, Secret(sec))
+	}
+	n.finish()
+}
+
+// checkSigningSecret never quotes the secret: it is one.
+func checkSigningSecret(s string) error {
+	rest, ok := strings.CutPrefix(s, "whsec_")
+	if !ok {
+		return invalid(`a signing secret must start with "whsec_"`)
+	}
+	if _, err := base64.StdEncoding.DecodeString(rest); err != nil || rest == "" {
+		return invalid(`a signing secret must be "whsec_" and base64`)
+	}
+	return nil
+}
+
+func (d *decoder) filter(n *node, f *Filter) {
+	var ops []string
+	if n.strings("operations", &ops) {
+		f.Operations = nil
+		for i, op := range ops {
+			norm, ok := NormaliseOperation(op)
+			if !ok {
+				d.fail(n.at("operations")+"["+itoa(i)+"]", invalid("%s is not one of Creation, Update, Delete", quoteValue(op)))
+				continue
+			}
+			f.Operations = append(f.Operations, norm)
+		}
+	}
+	n.strings("objectTypes", &f.ObjectTypes)
+	n.boolean("baseOnly", &f.BaseOnly)
+	n.finish()
+}
+
+// NormaliseOperation maps an audit operation in any case, TheHive 3's
+// (Creation, Update, Delete) or TheHive 4's (create, update, delete), to
+// Creation, Update or Delete.
+func NormaliseOperation(op string) (string, bool) {
+	switch strings.ToLower(op) {
+	case "creation", "create":
+		return "Creation", true
+	case "update":
+		return "Update", true
+	case "delete", "deletion":
+		return "Delete", true
+	}
+	return "", false
+}
+
+func (d *decoder) delivery(n *node, del *Delivery) {
+	var start string
+	if n.str("start", &start) {
+		del.Start = parseStart(n, start, del.Start)
+	}
+	if n.integer("maxInFlight", &del.MaxInFlight) && del.MaxInFlight < 1 {
+		n.fail("maxInFlight", invalid("must be at least 1, got %d", del.MaxInFlight))
+	}
+	n.oneOf("orderBy", &del.OrderBy, "rootId", "objectId", "none")
+	if c := n.child("retry"); c != nil {
+		d.retry(c, &del.Retry)
+	}
+	n.finish()
+}
+
+func parseStart(n *node, s string, def Start) Start {
+	switch strings.ToLower(s) {
+	case "new", "all":
+		return Start{Mode: strings.ToLower(s)}
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		n.fail("start", invalid("%s is not new, all or an RFC 3339 time", quoteValue(s)))
+		return def
+	}
+	return Start{Mode: "time", Time: t}
+}
+
+func (d *decoder) retry(n *node, r *Retry) {
+	if n.integer("maxAttempts", &r.MaxAttempts) && r.MaxAttempts < 1 {
+		n.fail("maxAttempts", invalid("must be at least 1, got %d", r.MaxAttempts))
+	}
+	n.positiveDuration("initialBackoff", &r.InitialBackoff)
+	n.positiveDuration("maxBackoff", &r.MaxBackoff)
+	n.positiveDuration("maxAge", &r.MaxAge)
+	if r.InitialBackoff > r.MaxBackoff {
+		n.fail("initialBackoff", invalid("%s is more than maxBackoff %s",
+			formatDuration(r.InitialBackoff), formatDuration(r.MaxBackoff)))
+	}
+	n.finish()
+}
+
+// checkWebhook checks what needs the whole webhook, its layered ws settings
+// included; wsPath is where its own ws object is (or would be).
+func (d *decoder) checkWebhook(w *Webhook, wsPath string) {
+	if err := checkWebhookURL(w.URL); err != nil {
+		d.fail(w.KeyPath+".url", err)
+	}
+	p := &w.WS.Proxy
+	if p.Host != "" || p.Port != 0 {
+		n := d.node(wsPath+".proxy", nil, false)
+		requireBoth(n, "host", p.Host != "", "port", p.Port != 0)
+	}
+	if p.Host != "" && p.Protocol == "" {
+		p.Protocol = "http"
+	}
+	d.warnLoose(w, wsPath+".ssl.loose")
+}
+
+func (d *decoder) warnLoose(w *Webhook, path string) {
+	l := w.WS.SSL.Loose
+	for _, f := range []struct {
+		on   bool
+		key  string
+		what string
+	}{
+		{l.AcceptAnyCertificate, "acceptAnyCertificate", "any certificate is accepted, nothing is verified"},
+		{l.DisableHostnameVerification, "disableHostnameVerification", "the host name is not verified"},
+		{l.DisableSNI, "disableSNI", "no SNI is sent"},
+	} {
+		if f.on {
+			d.warn(path+"."+f.key, "webhook "+w.Name+": "+f.what)
+		}
+	}
+}
+
+// checkWebhookURL wants an absolute http or https URL; messages show it
+// without userinfo and query, which may hold credentials.
+func checkWebhookURL(s string) error {
+	if s == "" {
+		return errRequired
+	}
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return invalid("%s is not an absolute URL", quoteValue(redactURL(s)))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return invalid("%s: scheme must be http or https", quoteValue(redactURL(s)))
+	}
+	return nil
+}
+
+// RedactURL returns s without userinfo and with the query values replaced,
+// for logs and errors; a string that does not parse becomes "<invalid URL>".
+func RedactURL(s string) string { return redactURL(s) }
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<invalid URL>"
+	}
+	if u.User != nil {
+		u.User = url.User(redacted)
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{redacted}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// checkNames wants unique names, also once made into NATS subject tokens.
+func (d *decoder) checkNames(hooks []Webhook) {
+	seen := map[string]*Webhook{}
+	for i := range hooks {
+		w := &hooks[i]
+		if w.Name == "" {
+			continue
+		}
+		other, dup := seen[w.Token()]
+		switch {
+		case dup && other.Name == w.Name:
+			d.fail(w.KeyPath, newKind(ErrDuplicate, "duplicate webhook name %q, also at %s", w.Name, other.KeyPath))
+		case dup:
+			d.fail(w.KeyPath, newKind(ErrDuplicate, "webhook name %q collides with %q (%s) as NATS token %q", w.Name, other.Name, other.KeyPath, w.Token()))
+		default:
+			seen[w.Token()] = w
+		}
+	}
+}
+
+// checkThin wants fetch credentials when a webhook sends thin payloads, as
+// its receiver must fetch the entries.
+func (d *decoder) checkThin(cfg *Config) {
+	f := cfg.Auditrelay.Admin.Fetch
+	if f.Key != "" && f.Secret != "" {
+		return
+	}
+	for _, w := range cfg.Webhooks {
+		if w.Format == "thin" {
+			d.fail("auditrelay.admin.fetch", newKind(ErrRequired, "key and secret required: webhook %s has format = thin", w.Name))
+		}
+	}
+}
