@@ -1,0 +1,536 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/auditrelay/auditrelay/config"
+)
+
+// testWebhook is a webhook with auditrelay's defaults for url.
+func testWebhook(url string) *config.Webhook {
+	wh := config.DefaultWebhook()
+	wh.Name, wh.KeyPath, wh.URL = "siem", "webhooks.siem", url
+	wh.WS.UseProxyProperties = false
+	return &wh
+}
+
+func trustStore(t *testing.T, typ, name string) []config.Store {
+	return []config.Store{fileStore(t, typ, name)}
+}
+
+func serverCert(t *testing.T, name string) tls.Certificate {
+	t.Helper()
+	pair, err := tls.LoadX509KeyPair(testdata(t, name+".pem"), testdata(t, name+"-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair
+}
+
+func testCAPool(t *testing.T) *x509.CertPool {
+	pool, _, err := LoadTrust(trustStore(t, "PEM", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
+
+// tlsServer answers 200 with the client certificate's CN (or "-"), and
+// records the SNI each handshake carried.
+type tlsServer struct {
+	*httptest.Server
+	mu  sync.Mutex
+	sni []string
+}
+
+func startTLSServer(t *testing.T, certName string, configure func(*httptest.Server)) *tlsServer {
+	t.Helper()
+	s := &tlsServer{}
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cn := "-"
+		if len(r.TLS.PeerCertificates) > 0 {
+			cn = r.TLS.PeerCertificates[0].Subject.CommonName
+		}
+		io.WriteString(w, cn)
+	}))
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert(t, certName)}}
+	s.TLS.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.sni = append(s.sni, hello.ServerName)
+		return nil, nil
+	}
+	if configure != nil {
+		configure(s.Server)
+	}
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *tlsServer) serverNames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.sni...)
+}
+
+func requireClientCert(t *testing.T) func(*httptest.Server) {
+	pool := testCAPool(t)
+	return func(s *httptest.Server) {
+		s.TLS.ClientAuth = tls.RequireAndVerifyClientCert
+		s.TLS.ClientCAs = pool
+	}
+}
+
+// get sends one GET with wh's client and returns the body.
+func get(t *testing.T, wh *config.Webhook) (string, *http.Response, error) {
+	t.Helper()
+	client, err := NewClient(wh, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	return do(t, client, wh.URL)
+}
+
+func do(t *testing.T, client *http.Client, url string) (string, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return string(body), resp, err
+}
+
+func TestMutualTLSWithEachKeyStore(t *testing.T) {
+	srv := startTLSServer(t, "server", requireClientCert(t))
+	keyStores := map[string]config.Store{
+		"PKCS12":       keyStore(t, "PKCS12", "client.p12"),
+		"PKCS12 plain": keyStore(t, "PKCS12", "bundle.p12"),
+		"JKS":          keyStore(t, "JKS", "client.jks"),
+		"keytool JKS":  keyStore(t, "JKS", "client-keytool.jks"),
+		"PEM":          keyStore(t, "PEM", "client.pem"),
+	}
+	for name, ks := range keyStores {
+		t.Run(name, func(t *testing.T) {
+			wh := testWebhook(srv.URL)
+			wh.WS.SSL.TrustManager.Stores = trustStore(t, "JKS", "truststore.jks")
+			wh.WS.SSL.KeyManager.Stores = []config.Store{ks}
+			body, _, err := get(t, wh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body != "auditrelay test client" {
+				t.Errorf("server saw client certificate %q", body)
+			}
+		})
+	}
+}
+
+func TestEachTrustStoreVerifiesServer(t *testing.T) {
+	srv := startTLSServer(t, "server", nil)
+	stores := map[string][]config.Store{
+		"PEM":            trustStore(t, "PEM", "ca.pem"),
+		"JKS":            trustStore(t, "JKS", "truststore.jks"),
+		"PKCS12":         trustStore(t, "PKCS12", "truststore.p12"),
+		"keytool PKCS12": trustStore(t, "PKCS12", "truststore-keytool.p12"),
+		"PKCS12 bundle":  trustStore(t, "PKCS12", "bundle.p12"),
+		"inline PEM":     {{Type: "PEM", Data: string(readPEM(t, "ca.pem")), KeyPath: "k"}},
+	}
+	for name, s := range stores {
+		t.Run(name, func(t *testing.T) {
+			wh := testWebhook(srv.URL)
+			wh.WS.SSL.TrustManager.Stores = s
+			if body, _, err := get(t, wh); err != nil || body != "-" {
+				t.Fatalf("got %q, %v", body, err)
+			}
+		})
+	}
+}
+
+func TestTrustStoresReplaceSystemRoots(t *testing.T) {
+	srv := startTLSServer(t, "server", nil)
+	wh := testWebhook(srv.URL)
+	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "wrong-ca.pem")
+	_, _, err := get(t, wh)
+	if ErrorKind(err) != KindTLS {
+		t.Fatalf("got %v (kind %q), want a TLS failure", err, ErrorKind(err))
+	}
+	cfg, err := TLSConfig(config.SSL{}, nil)
+	if err != nil || cfg.RootCAs != nil {
+		t.Errorf("without stores RootCAs must be nil (system roots): %v, %v", cfg.RootCAs, err)
+	}
+}
+
+func TestNewClientErrorsNameWebhookAndKey(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*config.Webhook)
+		want string
+	}{
+		{"trust store wrong password", func(wh *config.Webhook) {
+			wh.WS.SSL.TrustManager.Stores = []config.Store{withPassword(fileStore(t, "JKS", "truststore.jks"), "nope")}
+		}, `webhook "siem": webhooks.siem.ws.ssl.trustManager.stores[0] (` + testdata(t, "truststore.jks") + `): wrong password`},
+		{"expired client certificate", func(wh *config.Webhook) {
+			wh.WS.SSL.KeyManager.Stores = []config.Store{keyStore(t, "PKCS12", "expired-client.p12")}
+		}, `webhook "siem": webhooks.siem.ws.ssl.keyManager.stores[0] (` + testdata(t, "expired-client.p12") + `): client certificate expired on 2025-01-01`},
+		{"unknown cipher suite", func(wh *config.Webhook) {
+			wh.WS.SSL.EnabledCipherSuites = []string{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_NOPE"}
+		}, `webhook "siem": webhooks.siem.ws.ssl.enabledCipherSuites[1]: unknown cipher suite "TLS_NOPE"`},
+		{"unknown protocol", func(wh *config.Webhook) { wh.WS.SSL.Protocol = "SSLv3" },
+			`webhook "siem": webhooks.siem.ws.ssl.protocol: unknown TLS version "SSLv3" (want TLSv1.2 or TLSv1.3)`},
+		{"unknown enabled protocol", func(wh *config.Webhook) { wh.WS.SSL.EnabledProtocols = []string{"TLSv1.3", "TLSv1.1"} },
+			`webhook "siem": webhooks.siem.ws.ssl.enabledProtocols[1]: unknown TLS version "TLSv1.1" (want TLSv1.2 or TLSv1.3)`},
+		{"protocol above every enabled one", func(wh *config.Webhook) {
+			wh.WS.SSL.Protocol, wh.WS.SSL.EnabledProtocols = "TLSv1.3", []string{"TLSv1.2"}
+		}, `webhook "siem": webhooks.siem.ws.ssl.enabledProtocols: no version allowed by ssl.protocol "TLSv1.3"`},
+		{"proxy protocol", func(wh *config.Webhook) { wh.WS.Proxy = config.Proxy{Host: "p", Port: 1, Protocol: "ftp"} },
+			`webhook "siem": webhooks.siem.ws.proxy: proxy.protocol: "ftp" is not http, https or socks5`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wh := testWebhook("https://127.0.0.1:1/")
+			tt.edit(wh)
+			_, err := NewClient(wh, nil)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("got  %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTLSVersions(t *testing.T) {
+	srv := startTLSServer(t, "server", nil)
+	srv12 := startTLSServer(t, "server", func(s *httptest.Server) { s.TLS.MaxVersion = tls.VersionTLS12 })
+	tests := []struct {
+		name     string
+		url      string
+		protocol string
+		enabled  []string
+		want     uint16 // 0: handshake must fail
+	}{
+		{"default negotiates TLS 1.3", srv.URL, "", nil, tls.VersionTLS13},
+		{"default accepts TLS 1.2", srv12.URL, "", nil, tls.VersionTLS12},
+		{"protocol TLSv1.3 refuses a 1.2 server", srv12.URL, "TLSv1.3", nil, 0},
+		{"enabledProtocols TLSv1.2 only", srv.URL, "", []string{"TLSv1.2"}, tls.VersionTLS12},
+		{"enabledProtocols TLSv1.3 only", srv12.URL, "", []string{"TLSv1.3"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wh := testWebhook(tt.url)
+			wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
+			wh.WS.SSL.Protocol, wh.WS.SSL.EnabledProtocols = tt.protocol, tt.enabled
+			_, resp, err := get(t, wh)
+			if tt.want == 0 {
+				if ErrorKind(err) != KindTLS {
+					t.Fatalf("got %v, want a TLS failure", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.TLS.Version != tt.want {
+				t.Errorf("negotiated %s, want %s", tls.VersionName(resp.TLS.Version), tls.VersionName(tt.want))
+			}
+		})
+	}
+}
+
+func TestEnabledCipherSuites(t *testing.T) {
+	srv := startTLSServer(t, "server", nil)
+	for _, suite := range []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256} {
+		t.Run(tls.CipherSuiteName(suite), func(t *testing.T) {
+			wh := testWebhook(srv.URL)
+			wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
+			wh.WS.SSL.EnabledProtocols = []string{"TLSv1.2"}
+			wh.WS.SSL.EnabledCipherSuites = []string{tls.CipherSuiteName(suite)}
+			_, resp, err := get(t, wh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.TLS.CipherSuite != suite {
+				t.Errorf("negotiated %s", tls.CipherSuiteName(resp.TLS.CipherSuite))
+			}
+		})
+	}
+}
+
+func TestLooseFlags(t *testing.T) {
+	good := startTLSServer(t, "server", nil)
+	wrongHost := startTLSServer(t, "wronghost-server", nil)
+	tests := []struct {
+		name  string
+		url   string
+		trust string
+		loose config.Loose
+		ok    bool
+	}{
+		{"strict: wrong host name fails", wrongHost.URL, "ca.pem", config.Loose{}, false},
+		{"strict: unknown CA fails", good.URL, "wrong-ca.pem", config.Loose{}, false},
+		{"acceptAnyCertificate: unknown CA accepted", good.URL, "wrong-ca.pem", config.Loose{AcceptAnyCertificate: true}, true},
+		{"acceptAnyCertificate: wrong host accepted", wrongHost.URL, "wrong-ca.pem", config.Loose{AcceptAnyCertificate: true}, true},
+		{"disableHostnameVerification: wrong host accepted", wrongHost.URL, "ca.pem", config.Loose{DisableHostnameVerification: true}, true},
+		{"disableHostnameVerification: chain still verified", wrongHost.URL, "wrong-ca.pem", config.Loose{DisableHostnameVerification: true}, false},
+		{"disableSNI: good server accepted", good.URL, "ca.pem", config.Loose{DisableSNI: true}, true},
+		{"disableSNI: host name still verified", wrongHost.URL, "ca.pem", config.Loose{DisableSNI: true}, false},
+		{"disableSNI: chain still verified", good.URL, "wrong-ca.pem", config.Loose{DisableSNI: true}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wh := testWebhook(tt.url)
+			wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", tt.trust)
+			wh.WS.SSL.Loose = tt.loose
+			_, _, err := get(t, wh)
+			if tt.ok && err != nil {
+				t.Fatalf("want success, got %v", err)
+			}
+			if !tt.ok && ErrorKind(err) != KindTLS {
+				t.Fatalf("want a TLS failure, got %v", err)
+			}
+		})
+	}
+}
+
+func TestDisableSNISendsNoServerName(t *testing.T) {
+	srv := startTLSServer(t, "server", nil)
+	url := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+	for _, disable := range []bool{false, true} {
+		wh := testWebhook(url)
+		wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
+		wh.WS.SSL.Loose.DisableSNI = disable
+		if _, _, err := get(t, wh); err != nil {
+			t.Fatalf("disableSNI=%v: %v", disable, err)
+		}
+	}
+	if got, want := strings.Join(srv.serverNames(), ","), "localhost,"; got != want {
+		t.Errorf("server names seen %q, want %q (localhost, then none)", got, want)
+	}
+}
+
+func TestLooseFlagsWarnAndDebugLogsHandshake(t *testing.T) {
+	srv := startTLSServer(t, "server", nil)
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	wh := testWebhook(srv.URL)
+	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
+	wh.WS.SSL.Loose = config.Loose{DisableHostnameVerification: true, AcceptAnyCertificate: true, DisableSNI: true}
+	wh.WS.SSL.Debug = true
+	client, err := NewClient(wh, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	if _, _, err := do(t, client, wh.URL); err != nil {
+		t.Fatal(err)
+	}
+	log := buf.String()
+	for _, want := range []string{
+		"acceptAnyCertificate is set", "disableHostnameVerification is set", "disableSNI is set",
+		`msg="TLS handshake"`, `version="TLS 1.3"`, "cipherSuite=TLS_", "CN=auditrelay test server", "CN=auditrelay test CA",
+		"changeit",
+	} {
+		if got := strings.Contains(log, want); got != (want != "changeit") {
+			t.Errorf("log contains %q: %v\n%s", want, got, log)
+		}
+	}
+}
+
+func TestDebugOffLogsNothing(t *testing.T) {
+	srv := startTLSServer(t, "server", nil)
+	var buf bytes.Buffer
+	wh := testWebhook(srv.URL)
+	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
+	client, err := NewClient(wh, slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	if _, _, err := do(t, client, wh.URL); err != nil || buf.Len() != 0 {
+		t.Fatalf("err %v, log %q", err, buf.String())
+	}
+}
+
+func TestHTTP2WhenOffered(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert(t, "server")}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	wh := testWebhook(srv.URL)
+	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
+	if body, _, err := get(t, wh); err != nil || body != "HTTP/2.0" {
+		t.Fatalf("got %q, %v; want HTTP/2.0", body, err)
+	}
+}
+
+func TestFollowRedirects(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/old" {
+			http.Redirect(w, r, "/new", http.StatusFound)
+			return
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	for _, follow := range []bool{true, false} {
+		wh := testWebhook(srv.URL + "/old")
+		wh.WS.FollowRedirects = follow
+		body, resp, err := get(t, wh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if follow && (resp.StatusCode != 200 || body != "/new") {
+			t.Errorf("followRedirects=true: %d %q", resp.StatusCode, body)
+		}
+		if !follow && (resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/new") {
+			t.Errorf("followRedirects=false: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}
+
+func TestTransportSettings(t *testing.T) {
+	wh := testWebhook("https://127.0.0.1:1/")
+	wh.WS.Timeout = config.Timeout{Connection: 3 * time.Second, Idle: 7 * time.Second, Request: 11 * time.Second}
+	wh.Delivery.MaxInFlight = 5
+	client, err := NewClient(wh, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, ok := client.Transport.(*http.Transport)
+	if !ok || tr == http.DefaultTransport {
+		t.Fatalf("transport %T is not the webhook's own", client.Transport)
+	}
+	if client.Timeout != 0 || client == http.DefaultClient {
+		t.Errorf("client.Timeout %v: the attempt's context sets the deadline", client.Timeout)
+	}
+	got := []any{tr.TLSHandshakeTimeout, tr.ResponseHeaderTimeout, tr.IdleConnTimeout, tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost, tr.ForceAttemptHTTP2, tr.DisableKeepAlives}
+	want := []any{3 * time.Second, 7 * time.Second, 7 * time.Second, 5, 5, true, false}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Errorf("setting %d: got %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestConnectionTimeoutBoundsHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() { // accepts and never speaks
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for range 10 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	wh := testWebhook("https://" + ln.Addr().String() + "/")
+	wh.WS.Timeout.Connection = 200 * time.Millisecond
+	start := time.Now()
+	_, _, err = get(t, wh)
+	if ErrorKind(err) != KindTimeout || time.Since(start) > 5*time.Second {
+		t.Fatalf("got %v (kind %q) after %v", err, ErrorKind(err), time.Since(start))
+	}
+}
+
+func TestIdleTimeoutBoundsResponseHeaders(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	wh := testWebhook(srv.URL)
+	wh.WS.Timeout.Idle = 200 * time.Millisecond
+	start := time.Now()
+	_, _, err := get(t, wh)
+	if ErrorKind(err) != KindTimeout || time.Since(start) > 3*time.Second {
+		t.Fatalf("got %v (kind %q) after %v", err, ErrorKind(err), time.Since(start))
+	}
+}
+
+func TestConnectionsReusedAndBoundedByMaxInFlight(t *testing.T) {
+	var inFlight, peak atomic.Int32
+	var conns sync.Map
+	srv := startTLSServer(t, "server", func(s *httptest.Server) {
+		s.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(20 * time.Millisecond)
+		})
+		s.Config.ConnState = func(c net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				conns.Store(c.RemoteAddr().String(), true)
+			}
+		}
+	})
+	wh := testWebhook(srv.URL)
+	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
+	wh.Delivery.MaxInFlight = 2
+	client, err := NewClient(wh, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, _, err := do(t, client, wh.URL); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	reused := false
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, wh.URL, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	n := 0
+	conns.Range(func(any, any) bool { n++; return true })
+	if n > 2 || peak.Load() > 2 || !reused {
+		t.Errorf("%d connections, %d requests at once, last reused %v; want ≤ 2, ≤ 2, true", n, peak.Load(), reused)
+	}
+}
