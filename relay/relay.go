@@ -346,7 +346,7 @@ func (r *Relay) logStart(cfg *config.Config) {
 	}
 	for _, rw := range r.runningWebhooks() {
 		c := rw.wh.Config()
-		r.log.Info("webhook", "webhook", c.Name, "url", sink.RedactURL(c.URL), "format", c.Format,
+		r.log.Info("webhook", "webhook", c.Name, "url", config.RedactURL(c.URL), "format", c.Format,
 			"orderBy", c.Delivery.OrderBy, "maxInFlight", c.Delivery.MaxInFlight, "proxy", sink.DescribeProxy(&c, nil))
 	}
 }
