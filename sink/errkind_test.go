@@ -1,0 +1,119 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/auditrelay/auditrelay/config"
+)
+
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestErrorKind classifies real failures of real loopback servers.
+func TestErrorKind(t *testing.T) {
+	good := startTLSServer(t, "server", nil)
+	wrongHost := startTLSServer(t, "wronghost-server", nil)
+	mtls13 := startTLSServer(t, "server", requireClientCert(t))
+	mtls12 := startTLSServer(t, "server", func(s *httptest.Server) {
+		requireClientCert(t)(s)
+		s.TLS.MaxVersion = 0x0303
+	})
+	authProxy := startHTTPProxy(t, "alice", "right", nil)
+	denyProxy := startHTTPProxy(t, "", "", nil)
+	denyProxy.deny = hostOf(good.URL)
+	socks := startSOCKSProxy(t, "carol", "right")
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	t.Cleanup(silent.Close)
+
+	tests := []struct {
+		name     string
+		url      string
+		trust    string
+		proxy    config.Proxy
+		deadline time.Duration
+		want     string
+	}{
+		{"unknown authority", good.URL, "wrong-ca.pem", config.Proxy{}, 0, KindTLS},
+		{"host name mismatch", wrongHost.URL, "ca.pem", config.Proxy{}, 0, KindTLS},
+		{"client certificate required, TLS 1.3", mtls13.URL, "ca.pem", config.Proxy{}, 0, KindTLS},
+		{"client certificate required, TLS 1.2", mtls12.URL, "ca.pem", config.Proxy{}, 0, KindTLS},
+		{"proxy 407", good.URL, "ca.pem", proxyBlock(t, hostOf(authProxy.URL), "http", "alice", "wrong"), 0, KindProxy},
+		{"proxy 403", good.URL, "ca.pem", proxyBlock(t, hostOf(denyProxy.URL), "http", "", ""), 0, KindProxy},
+		{"SOCKS5 refuses auth", good.URL, "ca.pem", proxyBlock(t, socks.addr(), "socks5", "carol", "wrong"), 0, KindProxy},
+		{"proxy unreachable", good.URL, "ca.pem", proxyBlock(t, closedPort(t), "http", "", ""), 0, KindProxy},
+		{"connection refused", "https://" + closedPort(t) + "/", "ca.pem", config.Proxy{}, 0, KindConnect},
+		{"server never answers", silent.URL, "ca.pem", config.Proxy{}, 200 * time.Millisecond, KindTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wh := testWebhook(tt.url)
+			wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", tt.trust)
+			wh.WS.Proxy = tt.proxy
+			client, err := NewClient(wh, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(client.CloseIdleConnections)
+			err = failedRequest(client, tt.url, tt.deadline)
+			t.Logf("%v", err)
+			if got := ErrorKind(err); got != tt.want {
+				t.Errorf("ErrorKind(%v) = %q, want %q", err, got, tt.want)
+			}
+		})
+	}
+}
+
+// failedRequest sends a request and reads its body, where TLS 1.3 reports a
+// rejected client certificate.
+func failedRequest(client *http.Client, url string, deadline time.Duration) error {
+	if deadline == 0 {
+		deadline = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return errors.New("unexpected success: " + resp.Status)
+}
+
+func TestErrorKindSynthetic(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{context.DeadlineExceeded, KindTimeout},
+		{&ProxyError{Proxy: "http://p:1", Status: "407 Proxy Authentication Required"}, KindProxy},
+		{errors.New("dial tcp: lookup siem.invalid: no such host"), KindConnect},
+	}
+	for _, tt := range tests {
+		if got := ErrorKind(tt.err); got != tt.want {
+			t.Errorf("ErrorKind(%v) = %q, want %q", tt.err, got, tt.want)
+		}
+	}
+}
