@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -346,7 +347,8 @@ func (r *Relay) logStart(cfg *config.Config) {
 	}
 	for _, rw := range r.runningWebhooks() {
 		c := rw.wh.Config()
+		target, _ := url.Parse(c.URL) // validated by config
 		r.log.Info("webhook", "webhook", c.Name, "url", config.RedactURL(c.URL), "format", c.Format,
-			"orderBy", c.Delivery.OrderBy, "maxInFlight", c.Delivery.MaxInFlight, "proxy", sink.DescribeProxy(&c, nil))
+			"orderBy", c.Delivery.OrderBy, "maxInFlight", c.Delivery.MaxInFlight, "proxy", sink.DescribeProxy(&c, target))
 	}
 }
