@@ -115,19 +115,27 @@ func unknownKey(key string, known []string) error {
 }
 
 // closest returns the known key nearest to key by edit distance, or "" when
-// none is near enough to be a probable typo.
+// none is near enough to be a probable typo. Of equally near keys, the one
+// sharing the longest prefix wins: a typo rarely hits the first letter
+// (post: port, not host).
 func closest(key string, known []string) string {
-	best, bestDist := "", 3
+	best, bestDist, bestPrefix := "", 3, -1
 	for _, k := range known {
 		d := editDistance(strings.ToLower(key), strings.ToLower(k))
-		if strings.EqualFold(key, k) {
-			d = 0
-		}
-		if d < bestDist && d < len(key) {
-			best, bestDist = k, d
+		p := commonPrefix(strings.ToLower(key), strings.ToLower(k))
+		if d < len(key) && (d < bestDist || d == bestDist && p > bestPrefix) {
+			best, bestDist, bestPrefix = k, d, p
 		}
 	}
 	return best
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
 }
 
 // editDistance is the Levenshtein distance of a and b.

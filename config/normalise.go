@@ -245,7 +245,7 @@ func parseIncludeArgs(s string) (include, int, error) {
 			case "url(":
 				return inc, 0, fmt.Errorf("url(…) is %w", ErrUnsupported)
 			}
-			body, closers = after, closers+1
+			body, closers = strings.TrimLeft(after, " \t"), closers+1
 		}
 	}
 	if !strings.HasPrefix(body, `"`) {

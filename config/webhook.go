@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/base64"
+	"maps"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -387,17 +388,24 @@ func redactURL(s string) string {
 	if err != nil {
 		return "<invalid URL>"
 	}
+	userinfo := ""
 	if u.User != nil {
-		u.User = url.User(redacted)
+		u.User, userinfo = nil, redacted+"@"
 	}
+	query := ""
 	if u.RawQuery != "" {
 		q := u.Query()
-		for k := range q {
-			q[k] = []string{redacted}
+		keys := slices.Sorted(maps.Keys(q))
+		for i, k := range keys {
+			keys[i] = url.QueryEscape(k) + "=" + redacted
 		}
-		u.RawQuery = q.Encode()
+		u.RawQuery, query = "", "?"+strings.Join(keys, "&")
 	}
-	return u.String()
+	out := u.String()
+	if userinfo != "" {
+		out = strings.Replace(out, "//", "//"+userinfo, 1)
+	}
+	return out + query
 }
 
 // checkNames wants unique names, also once made into NATS subject tokens.

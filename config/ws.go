@@ -53,7 +53,7 @@ func (d *decoder) ssl(n *node, s *SSL) {
 	var min string
 	if n.str("protocol", &min) {
 		if err := checkTLSVersion(min); err != nil {
-			d.versionProblem(n, "protocol", err)
+			d.versionProblem(n, n.at("protocol"), err)
 		} else {
 			s.Protocol = min
 		}
@@ -91,14 +91,14 @@ func (d *decoder) sslDebug(n *node, dst *bool) {
 	}
 }
 
-// versionProblem reports an unusable TLS version; play.ws belongs to the
-// application, so there it only warns and the value is ignored.
-func (d *decoder) versionProblem(n *node, key string, err error) {
+// versionProblem reports an unusable TLS version at path; play.ws belongs
+// to the application, so there it only warns and the value is ignored.
+func (d *decoder) versionProblem(n *node, path string, err error) {
 	if n.lenient {
-		d.warn(n.at(key), err.Error()+", ignored")
+		d.warn(path, err.Error()+", ignored")
 		return
 	}
-	n.fail(key, err)
+	d.fail(path, err)
 }
 
 // tlsVersions checks enabledProtocols and keeps the usable ones.
@@ -106,7 +106,7 @@ func (d *decoder) tlsVersions(n *node, vs []string) []string {
 	var keep []string
 	for i, v := range vs {
 		if err := checkTLSVersion(v); err != nil {
-			d.versionProblem(n, "enabledProtocols["+itoa(i)+"]", err)
+			d.versionProblem(n, n.at("enabledProtocols")+"["+itoa(i)+"]", err)
 			continue
 		}
 		keep = append(keep, v)
@@ -126,13 +126,13 @@ func checkTLSVersion(v string) error {
 
 func (d *decoder) cipherSuites(n *node, names []string) {
 	for i, name := range names {
-		key := "enabledCipherSuites[" + itoa(i) + "]"
+		path := n.at("enabledCipherSuites") + "[" + itoa(i) + "]"
 		switch {
 		case slices.ContainsFunc(tls.CipherSuites(), func(c *tls.CipherSuite) bool { return c.Name == name }):
 		case slices.ContainsFunc(tls.InsecureCipherSuites(), func(c *tls.CipherSuite) bool { return c.Name == name }):
-			d.warn(n.at(key), "insecure cipher suite "+name)
+			d.warn(path, "insecure cipher suite "+name)
 		default:
-			n.fail(key, invalid("unknown cipher suite %s", quoteValue(name)))
+			d.fail(path, invalid("unknown cipher suite %s", quoteValue(name)))
 		}
 	}
 }

@@ -1,0 +1,448 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.bad.errors")
+
+// testdataDir is the absolute testdata directory, written $DIR in goldens.
+func testdataDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestBadFiles(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.bad.conf")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no bad files: %v", err)
+	}
+	dir := testdataDir(t)
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			_, err := Load(file)
+			if err == nil {
+				t.Fatal("Load succeeded, want errors")
+			}
+			got := strings.ReplaceAll(err.Error(), dir, "$DIR") + "\n"
+			golden := strings.TrimSuffix(file, ".conf") + ".errors"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("errors:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestGoodFiles loads each good file and checks the values it sets, the
+// defaults it leaves, and its warnings.
+func TestGoodFiles(t *testing.T) {
+	dir := testdataDir(t)
+	for _, tt := range []struct {
+		file  string
+		check func(t *testing.T, c *Config)
+	}{
+		{"thehive3.good.conf", func(t *testing.T, c *Config) { checkTheHive3(t, c, dir) }},
+		{"thehive4.good.conf", checkTheHive4},
+		{"pem-inline.good.conf", checkPEMInline},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			c, err := Load(filepath.Join("testdata", tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.File != filepath.Join(dir, tt.file) {
+				t.Errorf("File = %q", c.File)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func eq[T comparable](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func eqList(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s = %q, want %q", what, got, want)
+	}
+}
+
+func checkTheHive3(t *testing.T, c *Config, dir string) {
+	names := []string{}
+	for _, w := range c.Webhooks {
+		names = append(names, w.Name)
+	}
+	eqList(t, "names", names, []string{"legacy", "siem"})
+	s := c.Webhook("siem")
+	eq(t, "KeyPath", s.KeyPath, "webhooks.siem")
+	eq(t, "proxy.host (play.ws)", s.WS.Proxy.Host, "proxy.corp.example.org")
+	eq(t, "proxy.port (own ws)", s.WS.Proxy.Port, 8080)
+	eq(t, "proxy.protocol (default)", s.WS.Proxy.Protocol, "http")
+	eq(t, "proxy.password (play.ws)", string(s.WS.Proxy.Password), "proxy-secret-1")
+	eq(t, "useragent (play.ws)", s.WS.UserAgent, "TheHive/3.4.2")
+	eq(t, "timeout.connection (play.ws)", s.WS.Timeout.Connection, 5*time.Second)
+	eq(t, "timeout.request (webhooks.ws)", s.WS.Timeout.Request, 20*time.Second)
+	eq(t, "timeout.idle (default)", s.WS.Timeout.Idle, 30*time.Second)
+	eqList(t, "enabledProtocols", s.WS.SSL.EnabledProtocols, []string{"TLSv1.2", "TLSv1.3"})
+	eq(t, "stores", len(s.WS.SSL.TrustManager.Stores), 1)
+	st := s.WS.SSL.TrustManager.Stores[0]
+	eq(t, "store", st, Store{Type: "PEM", Path: filepath.Join(dir, "ca.pem"), KeyPath: "webhooks.siem.ws.ssl.trustManager.stores[0]"})
+	eq(t, "auth", s.Auth, Auth{Type: "bearer", Key: "siem-token-2"})
+	eq(t, "X-Tenant", s.Headers["X-Tenant"], "soc-1")
+	eq(t, "secrets", len(s.Signing.Secrets), 2)
+	eqList(t, "operations", s.Filter.Operations, []string{"Creation", "Update"})
+	eqList(t, "objectTypes", s.Filter.ObjectTypes, []string{"case", "case_*"})
+	eq(t, "batch", s.Batch, Batch{MaxEntries: 10, MaxWait: 500 * time.Millisecond})
+	eq(t, "start", s.Delivery.Start, Start{Mode: "time", Time: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)})
+	eq(t, "orderBy", s.Delivery.OrderBy, "objectId")
+	eq(t, "retry", s.Delivery.Retry, Retry{MaxAttempts: 5, InitialBackoff: time.Second, MaxBackoff: 10 * time.Minute, MaxAge: 30 * 24 * time.Hour})
+
+	l := c.Webhook("legacy")
+	eq(t, "legacy enabled", l.Enabled, false)
+	eq(t, "legacy format", l.Format, "slack")
+	eq(t, "legacy cert", l.WS.SSL.TrustManager.Stores[0], Store{Type: "PEM", Path: filepath.Join(dir, "ca.pem"), KeyPath: "webhooks.legacy.cert"})
+	eqList(t, "warnings", c.Warnings, []string{
+		"play.ws.ahc: ignored, not supported by auditrelay (AsyncHttpClient settings)",
+		"play.ws.cache: ignored by auditrelay",
+		"play.ws.ssl.enabledProtocols[1]: not supported by auditrelay (TLSv1.1 is insecure; use TLSv1.2 or TLSv1.3), ignored",
+		"play.ws.ssl.loose.allowWeakCiphers: ignored by auditrelay",
+		"webhooks.legacy.cert: deprecated, use ws.ssl.trustManager.stores",
+	})
+	eq(t, "auditrelay (defaults)", c.Auditrelay.NATS.URL, Default().NATS.URL)
+}
+
+func checkTheHive4(t *testing.T, c *Config) {
+	eq(t, "webhooks", len(c.Webhooks), 2)
+	s := c.Webhook("soar")
+	eq(t, "KeyPath", s.KeyPath, "notification.webhook.endpoints[0]")
+	eq(t, "auth", s.Auth, Auth{Type: "basic", Username: "relay", Password: "soar-secret-4"})
+	eqList(t, "included", s.Filter.IncludedOrganisations, []string{"soc", "cert"})
+	eqList(t, "excluded", s.Filter.ExcludedOrganisations, []string{"admin"})
+	eq(t, "loose", s.WS.SSL.Loose.DisableHostnameVerification, true)
+	chat := c.Webhook("chat ops")
+	eq(t, "chat KeyPath", chat.KeyPath, "notification.webhook.endpoints[1]")
+	eq(t, "chat token", chat.Token(), "chat_ops")
+	eq(t, "chat auth", chat.Auth, Auth{Type: "key", Key: "chat-secret-5"})
+	eq(t, "chat orderBy", chat.Delivery.OrderBy, "none")
+	n := c.Auditrelay.NATS
+	eq(t, "url (servers replace it)", n.URL, "")
+	eqList(t, "servers", n.Servers, []string{"nats://n1.example.org:4222", "nats://n2.example.org:4222"})
+	eq(t, "stream", n.Stream, Stream{Name: "TH4_AUDIT", Create: true, MaxAge: 7 * 24 * time.Hour, Replicas: 3})
+	eq(t, "maxEntryBytes", n.MaxEntryBytes, 512<<10)
+	eq(t, "log", c.Auditrelay.Log, Log{Level: "debug", Format: "json"})
+	eqList(t, "warnings", c.Warnings, []string{
+		"notification.webhook.endpoints[0].wsConfig.ssl.loose.disableHostnameVerification: webhook soar: the host name is not verified",
+	})
+}
+
+func checkPEMInline(t *testing.T, c *Config) {
+	s := c.Webhook("siem")
+	want := "-----BEGIN CERTIFICATE-----\nMIIBjzCCATWgAwIBAgIUYMcNRToL8Fb146buB0f5Ynz6BsAwCgYIKoZIzj0EAwIw\n-----END CERTIFICATE-----\n"
+	eq(t, "data", s.WS.SSL.TrustManager.Stores[0].Data, want)
+	eq(t, "type", s.WS.SSL.TrustManager.Stores[0].Type, "PEM")
+	eq(t, "header", s.Headers["X-Quote"], `say "hi" # not a comment // nor this`)
+	eq(t, "log.format after the string", c.Auditrelay.Log.Format, "text")
+}
+
+// TestExample loads the shipped example: it must keep working.
+func TestExample(t *testing.T) {
+	c, err := Load("../examples/application.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "webhooks", len(c.Webhooks), 2)
+	for _, tt := range []struct{ name, url, keyPath string }{
+		{"siem", "http://127.0.0.1:8080/siem", "webhooks.siem"},
+		{"soar", "http://127.0.0.1:8080/soar", "notification.webhook.endpoints[0]"},
+	} {
+		w := c.Webhook(tt.name)
+		if w == nil {
+			t.Fatalf("no webhook %s", tt.name)
+		}
+		eq(t, tt.name+" url", w.URL, tt.url)
+		eq(t, tt.name+" KeyPath", w.KeyPath, tt.keyPath)
+		eq(t, tt.name+" start", w.Delivery.Start.Mode, "all")
+	}
+	eq(t, "embedded", c.Auditrelay.NATS.Embedded.Enabled, true)
+	eq(t, "admin", c.Auditrelay.Admin.Listen, "127.0.0.1:9464")
+	eq(t, "log.format", c.Auditrelay.Log.Format, "text")
+	eqList(t, "warnings", c.Warnings, nil)
+}
+
+// TestLayering sets one ws key in each layer and leaves the rest to the
+// defaults: each key comes from the highest layer that sets it.
+func TestLayering(t *testing.T) {
+	conf := `
+play.ws { timeout.connection = 1s, timeout.idle = 2s, timeout.request = 3s, useragent = play
+  ssl.trustManager.stores = [ { type = PEM, data = "play" }, { type = PEM, data = "play2" } ] }
+webhooks {
+  ws { timeout.idle = 20s, timeout.request = 30s, ssl.trustManager.stores = [ { type = PEM, data = "hooks" } ] }
+  a { url = "https://a/", ws.timeout.request = 300s }
+  b { url = "https://b/" }
+}
+notification.webhook.endpoints = [ { name = c, url = "https://c/", wsConfig.timeout.idle = 9s } ]
+`
+	c, err := Parse([]byte(conf), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := DefaultWS()
+	for _, tt := range []struct {
+		name       string
+		want       Timeout
+		stores     []string
+		followRedi bool
+	}{
+		{"a", Timeout{Connection: time.Second, Idle: 20 * time.Second, Request: 300 * time.Second}, []string{"hooks"}, def.FollowRedirects},
+		{"b", Timeout{Connection: time.Second, Idle: 20 * time.Second, Request: 30 * time.Second}, []string{"hooks"}, def.FollowRedirects},
+		{"c", Timeout{Connection: time.Second, Idle: 9 * time.Second, Request: 3 * time.Second}, []string{"play", "play2"}, def.FollowRedirects},
+	} {
+		w := c.Webhook(tt.name).WS
+		eq(t, tt.name+" timeout", w.Timeout, tt.want)
+		var got []string
+		for _, s := range w.SSL.TrustManager.Stores {
+			got = append(got, s.Data)
+		}
+		eqList(t, tt.name+" stores (a list is one key)", got, tt.stores)
+		eq(t, tt.name+" useragent (play.ws)", w.UserAgent, "play")
+		eq(t, tt.name+" followRedirects (default)", w.FollowRedirects, tt.followRedi)
+		eq(t, tt.name+" ssl.protocol (default)", w.SSL.Protocol, def.SSL.Protocol)
+	}
+}
+
+func TestEnvSubstitution(t *testing.T) {
+	t.Setenv("AR_TEST_TOKEN", `tok\en"1`)
+	t.Setenv("AR_TEST_ENABLED", "false")
+	conf := `
+webhooks.siem {
+  url = "https://siem/"
+  auth { type = bearer, key = ${?AR_TEST_TOKEN} }
+  enabled = ${?AR_TEST_ENABLED}
+  format = slack
+  format = ${?AR_TEST_UNSET_FORMAT}
+  delivery.maxInFlight = ${?AR_TEST_UNSET_MAX}
+}`
+	c, err := Parse([]byte(conf), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Webhook("siem")
+	eq(t, "key (raw from the environment)", string(w.Auth.Key), `tok\en"1`)
+	eq(t, "enabled", w.Enabled, false)
+	eq(t, "format (unset ${?X} keeps the earlier value)", w.Format, "slack")
+	eq(t, "maxInFlight (unset ${?X}: default)", w.Delivery.MaxInFlight, DefaultWebhook().Delivery.MaxInFlight)
+}
+
+func TestInclude(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("conf/hooks.conf", "{\n  webhooks.siem { url = \"https://siem/\", ws.ssl.trustManager.stores = [ { type = PEM, data = \"\"\"A\nB\"\"\" } ] }\n  include \"more\"\n}\n")
+	write("conf/more.conf", "webhooks.siem.format = slack\n")
+	write("conf/ca.pem", "not parsed")
+	write("main.conf", "include required(file(\"conf/hooks.conf\"))\nwebhooks.siem.format = thin # overrides the include\ninclude \"absent.conf\"\nwebhooks.siem.cert = \"conf/ca.pem\"\nauditrelay.admin.fetch { key = k, secret = s }\n")
+	c, err := Load(filepath.Join(dir, "main.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Webhook("siem")
+	if w == nil {
+		t.Fatal("no webhook siem")
+	}
+	eq(t, "format (after the include wins)", w.Format, "thin")
+	eq(t, "data (normalised in the included file)", w.WS.SSL.TrustManager.Stores[0].Data, "A\nB")
+	eq(t, "cert (relative to the top-level file)", w.WS.SSL.TrustManager.Stores[1].Path, filepath.Join(dir, "conf/ca.pem"))
+
+	write("bad.conf", "include required(\"nope.conf\")\n")
+	if _, err := Load(filepath.Join(dir, "bad.conf")); err == nil || !strings.Contains(err.Error(), "nope.conf") {
+		t.Errorf("required include of a missing file: err = %v", err)
+	}
+	write("loop.conf", "include \"loop.conf\"\n")
+	if _, err := Load(filepath.Join(dir, "loop.conf")); err == nil || !strings.Contains(err.Error(), "a cycle?") {
+		t.Errorf("include cycle: err = %v", err)
+	}
+}
+
+func TestSyntaxErrorNamesFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "inc.conf")
+	if err := os.WriteFile(file, []byte("a = 1\nb = \"\"\"x\ny\"\"\"\nc = = 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Parse([]byte("include \"inc.conf\"\n"), filepath.Join(dir, "main.conf"))
+	if err == nil || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "at: 4:") {
+		t.Errorf("err = %v, want the included file and line 4", err)
+	}
+}
+
+func TestSentinels(t *testing.T) {
+	_, err := Load("testdata/many.bad.conf")
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("err = %T, want ErrorList", err)
+	}
+	for _, sentinel := range []error{ErrUnknownKey, ErrRequired, ErrInvalid, ErrUnsupported, ErrExclusive} {
+		if !errors.Is(err, sentinel) {
+			t.Errorf("errors.Is(err, %v) = false", sentinel)
+		}
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Path == "" {
+		t.Errorf("errors.As FieldError: %v", fe)
+	}
+	_, err = Load("testdata/names.bad.conf")
+	if !errors.Is(err, ErrDuplicate) {
+		t.Errorf("names: %v, want ErrDuplicate", err)
+	}
+	_, err = Load("testdata/stores.bad.conf")
+	if !errors.Is(err, ErrFile) {
+		t.Errorf("stores: %v, want ErrFile", err)
+	}
+}
+
+// TestPrintHidesSecrets prints files holding a value for every kind of
+// secret and looks for each value in the output.
+func TestPrintHidesSecrets(t *testing.T) {
+	conf := `
+auditrelay.nats.auth.token = "nats-token-8"
+auditrelay.nats.tls.keyManager.stores = [ { type = PKCS12, data = "x", password = "store-secret-9" } ]
+auditrelay.admin.fetch { key = "fetch-key-10", secret = "fetch-secret-11" }
+webhooks.h { url = "https://user:url-secret-12@h.example.org/p?token=url-secret-13", format = thin }
+`
+	var out bytes.Buffer
+	for _, load := range []func() (*Config, error){
+		func() (*Config, error) { return Load("testdata/thehive3.good.conf") },
+		func() (*Config, error) { return Load("testdata/thehive4.good.conf") },
+		func() (*Config, error) { return Parse([]byte(conf), "") },
+	} {
+		c, err := load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Print(&out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := out.String()
+	for _, secret := range []string{
+		"proxy-secret-1", "siem-token-2", "header-secret-3", "soar-secret-4", "chat-secret-5",
+		"nats-secret-6", "fetch-secret-7", "nats-token-8", "store-secret-9", "fetch-key-10",
+		"fetch-secret-11", "url-secret-12", "url-secret-13", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	} {
+		if strings.Contains(text, secret) {
+			t.Errorf("Print shows %q", secret)
+		}
+	}
+	for _, want := range []string{
+		`url = "https://siem.corp.example.org/hooks/thehive"`,
+		`"X-Tenant" = "soc-1"`,
+		`password = "****"`,
+		`url = "https://****@h.example.org/p?token=****"`,
+		`signing.secret = ["****", "****"]`,
+		"siem {  # webhooks.siem",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("Print lacks %s", want)
+		}
+	}
+}
+
+func TestParseUnits(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"500ms", 500 * time.Millisecond}, {"30s", 30 * time.Second}, {"5m", 5 * time.Minute},
+		{"30d", 30 * 24 * time.Hour}, {"72h", 72 * time.Hour}, {"30 days", 30 * 24 * time.Hour},
+		{"10 minutes", 10 * time.Minute}, {"1.5h", 90 * time.Minute}, {"250", 250 * time.Millisecond},
+	} {
+		got, err := parseDuration(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("parseDuration(%q) = %v, %v, want %v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		in   string
+		want int64
+	}{
+		{"1MiB", 1 << 20}, {"1M", 1 << 20}, {"512k", 512 << 10}, {"4096", 4096}, {"1 MiB", 1 << 20}, {"2MB", 2e6},
+	} {
+		got, err := parseSize(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("parseSize(%q) = %v, %v, want %v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"5 fortnights", "abc", ""} {
+		if _, err := parseDuration(bad); err == nil {
+			t.Errorf("parseDuration(%q) succeeded", bad)
+		}
+	}
+}
+
+// TestUnitsInFiles reads durations and sizes the way HOCON writes them,
+// through the library, which gives some as durations and others as text.
+func TestUnitsInFiles(t *testing.T) {
+	for _, tt := range []struct {
+		conf string
+		want int64
+		dur  time.Duration
+	}{
+		{"maxEntryBytes = 1MiB, stream.maxAge = 30d", 1 << 20, 30 * 24 * time.Hour},
+		{"maxEntryBytes = 1M, stream.maxAge = 30 days", 1 << 20, 30 * 24 * time.Hour},
+		{"maxEntryBytes = 512k, stream.maxAge = 72h", 512 << 10, 72 * time.Hour},
+		{"maxEntryBytes = 2048, stream.maxAge = 10 minutes", 2048, 10 * time.Minute},
+	} {
+		c, err := Parse([]byte("auditrelay.nats { "+tt.conf+" }"), "")
+		if err != nil {
+			t.Errorf("%s: %v", tt.conf, err)
+			continue
+		}
+		eq(t, tt.conf+": maxEntryBytes", c.Auditrelay.NATS.MaxEntryBytes, tt.want)
+		eq(t, tt.conf+": maxAge", c.Auditrelay.NATS.Stream.MaxAge, tt.dur)
+	}
+}
+
+func TestClosest(t *testing.T) {
+	for _, tt := range []struct {
+		key  string
+		want string
+	}{
+		{"post", "port"}, {"userAgent", "useragent"}, {"conection", "connection"}, {"zzz", ""}, {"ur", "url"},
+	} {
+		got := closest(tt.key, []string{"host", "port", "useragent", "connection", "url"})
+		eq(t, tt.key, got, tt.want)
+	}
+}
