@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
@@ -444,5 +445,28 @@ func TestClosest(t *testing.T) {
 	} {
 		got := closest(tt.key, []string{"host", "port", "useragent", "connection", "url"})
 		eq(t, tt.key, got, tt.want)
+	}
+}
+
+// TestExampleEntries checks that every line of examples/entries.jsonl is an
+// entry auditrelay delivers (SPEC §1).
+func TestExampleEntries(t *testing.T) {
+	data, err := os.ReadFile("../examples/entries.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) < 10 {
+		t.Errorf("%d entries, want about 10", len(lines))
+	}
+	for i, line := range lines {
+		var e struct{ Operation, ObjectType, ObjectID string }
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Errorf("line %d: %v", i+1, err)
+			continue
+		}
+		if _, ok := normaliseOperation(e.Operation); !ok || e.ObjectType == "" || e.ObjectID == "" {
+			t.Errorf("line %d: %+v is not a valid entry", i+1, e)
+		}
 	}
 }

@@ -259,7 +259,7 @@ func (d *decoder) filter(n *node, f *Filter) {
 	if n.strings("operations", &ops) {
 		f.Operations = nil
 		for i, op := range ops {
-			norm, ok := NormaliseOperation(op)
+			norm, ok := normaliseOperation(op)
 			if !ok {
 				d.fail(n.at("operations")+"["+itoa(i)+"]", invalid("%s is not one of Creation, Update, Delete", quoteValue(op)))
 				continue
@@ -272,10 +272,10 @@ func (d *decoder) filter(n *node, f *Filter) {
 	n.finish()
 }
 
-// NormaliseOperation maps an audit operation in any case, TheHive 3's
+// normaliseOperation maps an audit operation in any case, TheHive 3's
 // (Creation, Update, Delete) or TheHive 4's (create, update, delete), to
 // Creation, Update or Delete.
-func NormaliseOperation(op string) (string, bool) {
+func normaliseOperation(op string) (string, bool) {
 	switch strings.ToLower(op) {
 	case "creation", "create":
 		return "Creation", true
