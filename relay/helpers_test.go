@@ -27,6 +27,7 @@ type request struct {
 	header  http.Header
 	body    []byte
 	started time.Time
+	code    int // the status the receiver answered
 }
 
 // receiver is a real HTTP endpoint that records every request and answers
@@ -46,11 +47,15 @@ func newReceiver(t *testing.T, respond func(r *request, n int) int) *receiver {
 		rc.mu.Lock()
 		n := len(rc.got)
 		rc.got = append(rc.got, req)
+		respond := rc.respond
 		rc.mu.Unlock()
 		code := http.StatusOK
-		if rc.respond != nil {
-			code = rc.respond(&req, n)
+		if respond != nil {
+			code = respond(&req, n)
 		}
+		rc.mu.Lock()
+		rc.got[n].code = code
+		rc.mu.Unlock()
 		w.WriteHeader(code)
 	}))
 	t.Cleanup(rc.Close)
@@ -64,11 +69,22 @@ func (rc *receiver) requests() []request {
 	return append([]request(nil), rc.got...)
 }
 
-// delivered returns the bodies of the requests answered 2xx, for path.
+// bodies returns the bodies of every request to path, in arrival order.
 func (rc *receiver) bodies(path string) [][]byte {
 	var out [][]byte
 	for _, r := range rc.requests() {
 		if r.path == path {
+			out = append(out, r.body)
+		}
+	}
+	return out
+}
+
+// delivered returns the bodies of the requests answered 2xx, in order.
+func (rc *receiver) delivered() [][]byte {
+	var out [][]byte
+	for _, r := range rc.requests() {
+		if r.code >= 200 && r.code < 300 {
 			out = append(out, r.body)
 		}
 	}

@@ -80,6 +80,9 @@ func New(wh config.Webhook, o Options) (*Webhook, error) {
 		log = slog.Default()
 	}
 	log = log.With("webhook", wh.Name)
+	if err := ValidateHeaders(&wh); err != nil {
+		return nil, fmt.Errorf("webhook %q: %w", wh.Name, err)
+	}
 	client, err := NewClient(&wh, log)
 	if err != nil {
 		return nil, err
