@@ -280,9 +280,13 @@ func (r *Relay) runIntake(ctx context.Context, src *audit.Source) {
 	}
 }
 
+// pendingPoll is how often auditrelay_pending_entries is refreshed; a
+// variable so tests need not wait five seconds.
+var pendingPoll = 5 * time.Second
+
 // pollPending refreshes auditrelay_pending_entries from consumer info.
 func (r *Relay) pollPending(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
+	t := time.NewTicker(pendingPoll)
 	defer t.Stop()
 	for {
 		select {
