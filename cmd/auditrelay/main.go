@@ -59,6 +59,7 @@ func commands() []command {
 	return []command{
 		{"run", "run the sidecar", cmdRun},
 		{"check", "validate a config and print it resolved, secrets as ****", cmdCheck},
+		{"send-test", "send one test entry to each webhook and print status, latency, TLS peer, proxy", cmdSendTest},
 		{"publish", "publish JSON-lines entries to NATS", cmdPublish},
 		{"receive", "a reference webhook receiver that prints what it gets", cmdReceive},
 		{"version", "print version, revision and Go version", cmdVersion},
