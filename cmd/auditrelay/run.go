@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/auditrelay/auditrelay/config"
 	"github.com/auditrelay/auditrelay/relay"
@@ -103,6 +104,9 @@ func cmdCheck(_ context.Context, args []string, e *env) error {
 	}
 	if err := cfg.Print(e.stdout); err != nil {
 		return errors.Join(err)
+	}
+	if err := relay.Describe(cfg, e.stdout, time.Now()); err != nil {
+		return err
 	}
 	fmt.Fprintf(e.stdout, "# %s: OK, %d webhooks\n", *path, len(cfg.Webhooks))
 	return nil
