@@ -1,0 +1,331 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/auditrelay/auditrelay/internal/natstest"
+)
+
+// binary is auditrelay built once for the tests that need a real process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "auditrelay-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "auditrelay")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// recorder records deliveries: body → the webhook-ids it came with.
+type recorder struct {
+	*httptest.Server
+	mu    sync.Mutex
+	ids   map[string][]string
+	total int
+	delay time.Duration
+}
+
+func newRecorder(t *testing.T, delay time.Duration) *recorder {
+	s := &recorder{ids: map[string][]string{}, delay: delay}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		time.Sleep(s.delay)
+		s.mu.Lock()
+		s.ids[r.URL.Path+" "+string(body)] = append(s.ids[r.URL.Path+" "+string(body)], r.Header.Get("webhook-id"))
+		s.total++
+		s.mu.Unlock()
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *recorder) unique() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ids)
+}
+
+// checkDuplicates: a body delivered more than once came with one webhook-id.
+func (s *recorder) checkDuplicates(t *testing.T) (dups int) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for body, ids := range s.ids {
+		for _, id := range ids[1:] {
+			if id != ids[0] {
+				t.Errorf("duplicate of %.60s with webhook-id %q, first was %q", body, id, ids[0])
+			}
+		}
+		dups += len(ids) - 1
+	}
+	return dups
+}
+
+// sidecar is a real auditrelay process.
+type sidecar struct {
+	cmd   *exec.Cmd
+	admin string
+	done  chan error
+}
+
+func writeConfig(t *testing.T, srv *server.Server, admin, webhooks string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "application.conf")
+	conf := fmt.Sprintf(`auditrelay {
+  nats.url = "%s"
+  admin.listen = "%s"
+  shutdownTimeout = 10s
+  log { level = info, format = text }
+}
+%s
+`, srv.ClientURL(), admin, webhooks)
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func startSidecar(t *testing.T, file, admin string) *sidecar {
+	t.Helper()
+	cmd := exec.Command(binary, "run", "-config", file)
+	cmd.Stderr = &prefixWriter{t: t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &sidecar{cmd: cmd, admin: admin, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() { s.kill() })
+	s.waitReady(t)
+	return s
+}
+
+func (s *sidecar) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + s.admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("sidecar not ready within 15s")
+}
+
+func (s *sidecar) kill() {
+	if s.cmd.ProcessState == nil {
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		s.done <- nil
+	}
+}
+
+// prefixWriter sends the child's log to the test log.
+type prefixWriter struct{ t *testing.T }
+
+func (w *prefixWriter) Write(p []byte) (int, error) {
+	w.t.Logf("sidecar: %s", p)
+	return len(p), nil
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func publishAll(t *testing.T, js jetstream.JetStream, entries []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var futures []jetstream.PubAckFuture
+	for _, e := range entries {
+		f, err := js.PublishAsync("thehive.audit.case", []byte(e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	if err := wait(ctx, futures); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func entries(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf(`{"operation":"Update","objectType":"case_task","objectId":"t%d","rootId":"r%d","startDate":%d,"details":{"status":"InProgress"}}`, i, i%50, 1700000000000+i)
+	}
+	return out
+}
+
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSIGKILLMidStreamLosesNothing kills the sidecar process with SIGKILL
+// while thousands of entries stream, restarts it, and finds every entry
+// delivered to both webhooks, duplicates only with a repeated webhook-id.
+func TestSIGKILLMidStreamLosesNothing(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	rc := newRecorder(t, time.Millisecond)
+	admin := freeAddr(t)
+	file := writeConfig(t, srv, admin, fmt.Sprintf(`webhooks { a { url = "%s/a" }, b { url = "%s/b", delivery.orderBy = none } }`, rc.URL, rc.URL))
+	s := startSidecar(t, file, admin)
+
+	all := entries(3000)
+	publishAll(t, js, all)
+	waitUntil(t, 60*time.Second, "some deliveries", func() bool { return rc.unique() >= 1000 })
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	s.done <- nil
+	got := rc.unique()
+	if got >= 2*len(all) {
+		t.Fatalf("everything was delivered (%d) before the kill; the test proves nothing", got)
+	}
+	t.Logf("killed with %d of %d deliveries made", got, 2*len(all))
+
+	startSidecar(t, file, admin)
+	waitUntil(t, 90*time.Second, "every entry at both webhooks", func() bool { return rc.unique() == 2*len(all) })
+	t.Logf("%d duplicates after the crash, each with its original webhook-id", rc.checkDuplicates(t))
+}
+
+// TestSIGTERMDrainsAndExitsZero: SIGTERM mid-stream stops the sidecar with
+// exit 0 within shutdownTimeout; what it had not finished is delivered after
+// a restart, nothing lost.
+func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	rc := newRecorder(t, 20*time.Millisecond)
+	admin := freeAddr(t)
+	file := writeConfig(t, srv, admin, fmt.Sprintf(`webhooks.a { url = "%s/a", delivery.maxInFlight = 4 }`, rc.URL))
+	s := startSidecar(t, file, admin)
+	all := entries(400)
+	publishAll(t, js, all)
+	waitUntil(t, 30*time.Second, "some deliveries", func() bool { return rc.unique() >= 50 })
+
+	start := time.Now()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		s.done <- nil
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v, want 0", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no exit within 15s of SIGTERM (shutdownTimeout is 10s)")
+	}
+	t.Logf("stopped in %v with %d of %d delivered", time.Since(start), rc.unique(), len(all))
+	startSidecar(t, file, admin)
+	waitUntil(t, 60*time.Second, "every entry", func() bool { return rc.unique() == len(all) })
+	rc.checkDuplicates(t)
+}
+
+// TestSIGHUPReloads: SIGHUP to the process adds a webhook from the edited
+// file; a broken file is rejected and the process keeps delivering.
+func TestSIGHUPReloads(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	rc := newRecorder(t, 0)
+	admin := freeAddr(t)
+	file := writeConfig(t, srv, admin, fmt.Sprintf(`webhooks.a { url = "%s/a" }`, rc.URL))
+	s := startSidecar(t, file, admin)
+	publishAll(t, js, entries(10))
+	waitUntil(t, 10*time.Second, "a", func() bool { return rc.unique() == 10 })
+
+	edited := writeConfig(t, srv, admin, fmt.Sprintf(`webhooks { a { url = "%s/a" }, b { url = "%s/b", delivery.start = all } }`, rc.URL, rc.URL))
+	rename(t, edited, file)
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "b after SIGHUP", func() bool { return rc.unique() == 20 })
+
+	broken := writeConfig(t, srv, admin, `webhooks.a { url = "not a url" }`)
+	rename(t, broken, file)
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	more := entries(20)[10:]
+	publishAll(t, js, more)
+	waitUntil(t, 10*time.Second, "both still delivering", func() bool { return rc.unique() == 40 })
+	if body := scrape(t, admin); !containsLine(body, `auditrelay_config_reloads_total{result="failure"} 1`) ||
+		!containsLine(body, `auditrelay_config_reloads_total{result="success"} 1`) {
+		t.Errorf("reload counters wrong:\n%s", grep(body, "reloads"))
+	}
+}
+
+func rename(t *testing.T, from, to string) {
+	if err := os.Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func scrape(t *testing.T, admin string) string {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func containsLine(body, line string) bool {
+	return slices.Contains(strings.Split(body, "\n"), line)
+}
+
+func grep(body, word string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.Contains(l, word) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
