@@ -67,6 +67,7 @@ func (r *Relay) listen(addr string) error {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", r.readyz)
+	mux.HandleFunc("GET /webhooks/{name}/events/{id}", r.fetchEvent)
 	r.adminSrv = &http.Server{Handler: mux}
 	return nil
 }
