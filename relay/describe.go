@@ -282,3 +282,47 @@ func suggestion(err error) string {
 	}
 	return ""
 }
+
+// storeAttrs summarise a webhook's trust and client certificate for the
+// start-up log: subjects and expiry, never a password.
+func storeAttrs(wh *config.Webhook, now time.Time) []any {
+	trust := "system roots"
+	if stores := wh.WS.SSL.TrustManager.Stores; len(stores) > 0 {
+		_, certs, err := sink.LoadTrust(stores)
+		trust = certsOrError(certs, err, now)
+	}
+	attrs := []any{"trust", trust}
+	if stores := wh.WS.SSL.KeyManager.Stores; len(stores) > 0 {
+		pair, err := sink.LoadKeyPair(stores, now)
+		if err != nil {
+			return append(attrs, "client", err.Error())
+		}
+		attrs = append(attrs, "client", certLine(pair.Leaf, now))
+	}
+	if loose := looseFlags(wh.WS.SSL.Loose); len(loose) > 0 {
+		attrs = append(attrs, "weakened", strings.Join(loose, ","))
+	}
+	return attrs
+}
+
+func certsOrError(certs []*x509.Certificate, err error, now time.Time) string {
+	if err != nil {
+		return err.Error()
+	}
+	lines := make([]string, len(certs))
+	for i, c := range certs {
+		lines[i] = certLine(c, now)
+	}
+	return strings.Join(lines, "; ")
+}
+
+// clientExpiresSoon returns the client certificate's subject and days left
+// when it expires within expirySoon.
+func clientExpiresSoon(wh *config.Webhook, now time.Time) (string, int, bool) {
+	pair, err := sink.LoadKeyPair(wh.WS.SSL.KeyManager.Stores, now)
+	if err != nil || pair == nil {
+		return "", 0, false
+	}
+	left := pair.Leaf.NotAfter.Sub(now)
+	return pair.Leaf.Subject.String(), int(left.Hours() / 24), left < expirySoon
+}

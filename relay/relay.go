@@ -255,6 +255,9 @@ func (r *Relay) bind(ctx context.Context, src *audit.Source, w *sink.Webhook) *a
 			r.log.Info("webhook consumer bound", "webhook", cfg.Name, "consumer", feed.Name())
 			return feed
 		}
+		if ctx.Err() != nil {
+			return nil // stopped while binding: nothing for an operator
+		}
 		r.log.Warn("webhook consumer not bound; retrying", "webhook", cfg.Name, "err", err, "retryIn", wait)
 		select {
 		case <-ctx.Done():
@@ -352,7 +355,12 @@ func (r *Relay) logStart(cfg *config.Config) {
 	for _, rw := range r.runningWebhooks() {
 		c := rw.wh.Config()
 		target, _ := url.Parse(c.URL) // validated by config
-		r.log.Info("webhook", "webhook", c.Name, "url", config.RedactURL(c.URL), "format", c.Format,
-			"orderBy", c.Delivery.OrderBy, "maxInFlight", c.Delivery.MaxInFlight, "proxy", sink.DescribeProxy(&c, target))
+		now := time.Now()
+		r.log.Info("webhook", append([]any{"webhook", c.Name, "url", config.RedactURL(c.URL), "format", c.Format,
+			"orderBy", c.Delivery.OrderBy, "maxInFlight", c.Delivery.MaxInFlight, "proxy", sink.DescribeProxy(&c, target)},
+			storeAttrs(&c, now)...)...)
+		if subject, days, soon := clientExpiresSoon(&c, now); soon {
+			r.log.Warn("client certificate expires soon", "webhook", c.Name, "subject", subject, "days", days)
+		}
 	}
 }
