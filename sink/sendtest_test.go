@@ -231,3 +231,32 @@ func TestSendTestRedactsURL(t *testing.T) {
 		t.Errorf("error %q does not name the endpoint", res.Err)
 	}
 }
+
+// TestSendTestDisableSNI: without SNI net/http does not do the handshake
+// itself (disableSNI dials TLS on its own), yet the peer is still reported.
+func TestSendTestDisableSNI(t *testing.T) {
+	srv, _ := startHookServer(t, http.StatusOK, nil)
+	wh := testWebhook(srv.URL)
+	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
+	wh.WS.SSL.Loose.DisableSNI = true
+	res := sendTest(t, wh)
+	if !res.OK() || res.TLSVersion != "TLS 1.3" || res.PeerSubject != testServerSubject || !res.PeerVerified {
+		t.Errorf("result %+v, want a 200 over TLS 1.3 from the verified test server", res)
+	}
+	if sni := srv.serverNames(); len(sni) != 1 || sni[0] != "" {
+		t.Errorf("server names %q, want one handshake without SNI", sni)
+	}
+}
+
+// TestSendTestAcceptAnyCertificate: a peer that was not verified is never
+// reported as verified.
+func TestSendTestAcceptAnyCertificate(t *testing.T) {
+	srv, _ := startHookServer(t, http.StatusOK, nil)
+	wh := testWebhook(srv.URL)
+	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "wrong-ca.pem")
+	wh.WS.SSL.Loose.AcceptAnyCertificate = true
+	res := sendTest(t, wh)
+	if !res.OK() || res.PeerSubject != testServerSubject || res.PeerVerified {
+		t.Errorf("result %+v, want a 200 from an unverified peer", res)
+	}
+}
