@@ -1,8 +1,11 @@
 package sink
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -53,7 +56,7 @@ var permanent = map[int]bool{400: true, 404: true, 405: true, 410: true, 413: tr
 // means. now is for Retry-After given as an HTTP date.
 func Classify(resp *http.Response, err error, now time.Time) Result {
 	if err != nil {
-		return Result{Outcome: Retry, Status: ErrorKind(err), Err: err}
+		return Result{Outcome: Retry, Status: ErrorKind(err), Err: redactErr(err)}
 	}
 	code := resp.StatusCode
 	r := Result{Status: strconv.Itoa(code)}
@@ -101,4 +104,15 @@ func Backoff(r config.Retry, n int, retryAfter time.Duration) time.Duration {
 		return ceil
 	}
 	return r.InitialBackoff + rand.N(ceil-r.InitialBackoff+1)
+}
+
+// redactErr replaces the URL net/http puts in its errors (userinfo already
+// stripped, but not the query, which may carry a token) with the redacted
+// one.
+func redactErr(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	return fmt.Errorf("%s %q: %w", ue.Op, config.RedactURL(ue.URL), ue.Err)
 }

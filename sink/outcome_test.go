@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,7 +42,10 @@ func TestClassifyErrors(t *testing.T) {
 	closed := l.Addr().String()
 	l.Close()
 	client := &http.Client{Transport: &http.Transport{}}
-	_, refused := client.Post("http://"+closed+"/", "application/json", nil)
+	_, refused := client.Post("http://"+closed+"/?token=s3cret", "application/json", nil)
+	if got := Classify(nil, refused, time.Now()).Err.Error(); strings.Contains(got, "s3cret") {
+		t.Errorf("the error shows the URL's query: %s", got)
+	}
 
 	hang, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,19 +58,20 @@ func TestClassifyErrors(t *testing.T) {
 	_, timeout := client.Do(req)
 
 	for _, tc := range []struct {
-		name string
-		err  error
-		want string
+		name  string
+		err   error
+		want  string
+		cause error
 	}{
-		{"connection refused", refused, "connect"},
-		{"deadline", timeout, "timeout"},
+		{"connection refused", refused, "connect", syscall.ECONNREFUSED},
+		{"deadline", timeout, "timeout", context.DeadlineExceeded},
 	} {
 		if tc.err == nil {
 			t.Fatalf("%s: the request did not fail", tc.name)
 		}
 		got := Classify(nil, tc.err, time.Now())
-		if got.Outcome != Retry || got.Status != tc.want || !errors.Is(got.Err, tc.err) {
-			t.Errorf("%s: got %v %q, want retry %q", tc.name, got.Outcome, got.Status, tc.want)
+		if got.Outcome != Retry || got.Status != tc.want || !errors.Is(got.Err, tc.cause) {
+			t.Errorf("%s: got %v %q (%v), want retry %q", tc.name, got.Outcome, got.Status, got.Err, tc.want)
 		}
 	}
 }
