@@ -19,8 +19,19 @@ type Message struct {
 	// Delivered is how many times JetStream has delivered it to this consumer.
 	Delivered uint64
 
-	msg jetstream.Msg
+	msg acker
 }
+
+// acker is what a Message acknowledges through: a jetstream.Msg, or a
+// wrapper that does more (replay counts what is done; redrive removes the
+// dead letter once its entry is delivered or dead-lettered anew).
+type acker interface {
+	Ack() error
+	InProgress() error
+	NakWithDelay(delay time.Duration) error
+}
+
+var _ acker = jetstream.Msg(nil)
 
 // Ack acknowledges the entry for this consumer: it is done.
 func (m *Message) Ack() error {
