@@ -62,6 +62,8 @@ func commands() []command {
 		{"send-test", "send one test entry to each webhook and print status, latency, TLS peer, proxy", cmdSendTest},
 		{"publish", "publish JSON-lines entries to NATS", cmdPublish},
 		{"receive", "a reference webhook receiver that prints what it gets", cmdReceive},
+		{"replay", "deliver a webhook's entries again from a stream sequence or time", cmdReplay},
+		{"deadletter", "list dead letters, or redrive them to their webhook", cmdDeadLetter},
 		{"demo", "run NATS, the sidecar and three HTTPS receivers in one process, publish samples, print what arrived", cmdDemo},
 		{"healthcheck", "probe the admin endpoint (for a container HEALTHCHECK): exit 0 on 2xx", cmdHealthcheck},
 		{"version", "print version, revision and Go version", cmdVersion},
