@@ -26,7 +26,9 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes and validates data as the config file named file, which is
 // used to resolve relative paths and includes; "" means the working
-// directory. Errors are as for Load.
+// directory. Errors are as for Load. With an ErrorList, the returned Config
+// is what could be decoded — never to be run, but `check` reads it to find
+// the problems the other packages would (store contents) in the same run.
 func Parse(data []byte, file string) (*Config, error) {
 	abs, dir, err := locate(file)
 	if err != nil {
@@ -40,7 +42,7 @@ func Parse(data []byte, file string) (*Config, error) {
 	cfg := d.decode(root)
 	cfg.File = abs
 	if errs := d.errs.sorted(); len(errs) > 0 {
-		return nil, errs
+		return cfg, errs
 	}
 	return cfg, nil
 }

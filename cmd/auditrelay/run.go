@@ -92,22 +92,55 @@ func cmdCheck(_ context.Context, args []string, e *env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := load(*path)
+	cfg, err := checkAll(*path)
 	if err != nil {
-		return err
-	}
-	if err := relay.Check(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		return usageError{fmt.Errorf("configuration %s:\n%s", *path, indent(err.Error()))}
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(e.stdout, "warning: %s\n", w)
 	}
 	if err := cfg.Print(e.stdout); err != nil {
-		return errors.Join(err)
+		return err
 	}
 	if err := relay.Describe(cfg, e.stdout, time.Now()); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "# %s: OK, %d webhooks\n", *path, len(cfg.Webhooks))
 	return nil
+}
+
+// checkAll returns every problem of the file in one error: the config's
+// own, and those found by building each webhook it could decode (store
+// contents, passwords, client certificate expiry) — skipping webhooks that
+// already have a config problem, so nothing is reported twice.
+func checkAll(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	var list config.ErrorList
+	if err != nil && (cfg == nil || !errors.As(err, &list)) {
+		return nil, err
+	}
+	silent := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err == nil {
+		return cfg, relay.Check(cfg, silent)
+	}
+	clean := *cfg
+	clean.Webhooks = nil
+	for _, wh := range cfg.Webhooks {
+		if !hasProblemUnder(list, wh.KeyPath) {
+			clean.Webhooks = append(clean.Webhooks, wh)
+		}
+	}
+	if hasProblemUnder(list, "auditrelay.nats.tls") {
+		clean.Auditrelay.NATS.TLS = config.TLS{}
+	}
+	return nil, errors.Join(err, relay.Check(&clean, silent))
+}
+
+func hasProblemUnder(list config.ErrorList, prefix string) bool {
+	for _, fe := range list {
+		if fe.Path == prefix || strings.HasPrefix(fe.Path, prefix+".") || strings.HasPrefix(fe.Path, prefix+"[") {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestCheckListsEveryProblemInOneRun: a config error in one webhook (a
+// store file that does not exist, an unknown key) does not hide a store
+// that reads but is wrong (a bad password) in another: check names all.
+func TestCheckListsEveryProblemInOneRun(t *testing.T) {
+	conf := writeTLSConf(t, `
+auditrelay { nats.url = "nats://127.0.0.1:1", admin.listen = "127.0.0.1:0" }
+webhooks {
+  a { url = "https://127.0.0.1:1/a", ws.ssl.trustManager.stores = [ { type = PKCS12, path = "`+tlsTestdata(t, "missing.p12")+`", password = x } ] }
+  b { url = "https://127.0.0.1:1/b", ws.ssl.trustManager.stores = [ { type = JKS, path = "`+tlsTestdata(t, "truststore.jks")+`", password = "n0t-the-pa55" } ] }
+  c { url = "https://127.0.0.1:1/c", ws.proxy.post = 3128 }
+}`)
+	code, stdout, stderr := runTLSCmd(t, "check", "-config", conf)
+	if code != exitUsage {
+		t.Fatalf("exit %d, want 2\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"webhooks.a.ws.ssl.trustManager.stores[0]", "missing.p12",
+		"webhooks.b.ws.ssl.trustManager.stores[0]", "wrong password",
+		`webhooks.c.ws.proxy.post: unknown key, did you mean "port"?`,
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("check does not report %q:\n%s", want, stderr)
+		}
+	}
+	if n := strings.Count(stderr, "missing.p12"); n != 1 {
+		t.Errorf("the missing file is reported %d times, want once:\n%s", n, stderr)
+	}
+}
