@@ -517,7 +517,9 @@ func wirePurge(t *testing.T, js jetstream.JetStream) {
 // request body is a JSON array of exact published entries, the arrays
 // concatenated give every entry in stream order per rootId, each batch is
 // signed over its whole body, and a batch keeps its webhook-id across
-// attempts (503, then 200).
+// attempts (503, then 200). The retry waits longer than maxWait, so other
+// batches go out meanwhile and must not carry a later entry of a root that
+// the failed batch holds.
 func TestWireBatches(t *testing.T) {
 	srv, js := natsServer(t)
 	rc := newReceiver(t, func(_ *request, n int) int {
@@ -530,7 +532,7 @@ func TestWireBatches(t *testing.T) {
 	cfg := parseConfig(t, testConfig(srv, fmt.Sprintf(`webhooks.bulk {
   url = "%s/bulk", signing.secret = "%s"
   batch { maxEntries = 10, maxWait = 200ms }
-  delivery.retry { initialBackoff = 100ms, maxBackoff = 100ms }
+  delivery.retry { initialBackoff = 500ms, maxBackoff = 500ms }
 }`, rc.URL, secret)))
 	startRelay(t, cfg)
 	var want []string
