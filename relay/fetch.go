@@ -20,6 +20,9 @@ import (
 // 503 rather than holding the receiver's request.
 const fetchTimeout = 5 * time.Second
 
+// errNoSuchEvent is the body of every 404 of the fetch API.
+var errNoSuchEvent = map[string]string{"error": "no such event"}
+
 // fetchEvent serves GET /webhooks/<name>/events/<id>, the thin format's
 // event-fetch API (SPEC §4): the entry at stream sequence id, exactly as
 // published, for as long as the stream keeps it.
@@ -40,18 +43,19 @@ func (r *Relay) fetchEvent(w http.ResponseWriter, req *http.Request) {
 	wh := cfg.Webhook(req.PathValue("name"))
 	seq, err := strconv.ParseUint(req.PathValue("id"), 10, 64)
 	if wh == nil || !wh.Enabled || err != nil || seq == 0 {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such event"})
+		writeJSON(w, http.StatusNotFound, errNoSuchEvent)
 		return
 	}
 	msg, code := r.lookup(req.Context(), seq)
-	if msg == nil {
-		writeJSON(w, code, map[string]string{"error": http.StatusText(code)})
+	if code == http.StatusServiceUnavailable {
+		writeJSON(w, code, map[string]string{"error": "the audit stream cannot be read now; try again"})
 		return
 	}
-	// Per request: a filter costs a few small allocations, far below the
-	// stream lookup, and is then always the current config's after a reload.
-	if !sink.NewFilter(wh.Filter).Match(&msg.Entry) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such event"})
+	// The filter is built per request: it costs a few small allocations,
+	// far below the stream lookup, and always follows the current config
+	// after a reload without more state on Relay.
+	if msg == nil || !sink.NewFilter(wh.Filter).Match(&msg.Entry) {
+		writeJSON(w, http.StatusNotFound, errNoSuchEvent)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
