@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -113,6 +114,12 @@ func connectTool(ctx context.Context, cfg *config.Config, log *slog.Logger) (*au
 	nc := cfg.Auditrelay.NATS
 	if nc.Embedded.Enabled {
 		nc.URL, nc.Servers = "nats://"+nc.Embedded.Listen, nil
+		// Nobody listening is known at once: say so rather than wait.
+		c, err := net.DialTimeout("tcp", nc.Embedded.Listen, 2*time.Second)
+		if err != nil {
+			return nil, notReachable(nc, err)
+		}
+		c.Close()
 	}
 	tlsConf, err := toolNATSTLS(nc.TLS, log)
 	if err != nil {
