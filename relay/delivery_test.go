@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -202,5 +203,29 @@ func assertNoDeadLetters(t *testing.T, srv *server.Server) {
 	}
 	if n := st.CachedInfo().State.Msgs; n != 0 {
 		t.Errorf("%d dead letters, want none", n)
+	}
+}
+
+// TestEchoedSecretsScrubbed: a receiver that echoes the request's
+// Authorization header in its error page does not put the bearer key into
+// the dead letter's reason.
+func TestEchoedSecretsScrubbed(t *testing.T) {
+	srv, js := natsServer(t)
+	echo := newReceiver(t, nil)
+	echo.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "bad request; you sent Authorization: %s", r.Header.Get("Authorization"))
+	})
+	startRelay(t, parseConfig(t, testConfig(srv, fmt.Sprintf(
+		`webhooks.siem { url = "%s/siem", auth { type = bearer, key = "tok-3c4e9f1b77" } }`, echo.URL))))
+	e := entry("Creation", "case", "a", "a", 1)
+	publish(t, js, "thehive.audit.case", e)
+	h := readDeadLetters(t, js, "auditrelay.deadletter.siem", 1)[e]
+	if h == nil {
+		t.Fatal("not dead-lettered")
+	}
+	reason := h.Get(audit.HeaderReason)
+	if strings.Contains(reason, "tok-3c4e9f1b77") || !strings.Contains(reason, "Authorization: Bearer ****") {
+		t.Errorf("reason = %q, want the key scrubbed to ****", reason)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/auditrelay/auditrelay/audit"
@@ -87,7 +88,7 @@ func (w *Webhook) attempt(ctx context.Context, id string, body []byte, n int) Re
 	resp, err := w.client.Do(req)
 	res := Classify(resp, err, time.Now())
 	if resp != nil {
-		res.snippet = drain(resp.Body, res.Outcome != Delivered)
+		res.snippet = w.scrub(drain(resp.Body, res.Outcome != Delivered))
 	}
 	w.observe(res, time.Since(start))
 	return res
@@ -105,13 +106,32 @@ func drain(body io.ReadCloser, keep bool) string {
 	return string(snippet)
 }
 
+// scrub hides the webhook's own secrets in a response snippet: a receiver
+// may echo the request (Authorization and all) back in its error page.
+func (w *Webhook) scrub(s string) string {
+	for _, secret := range w.secrets {
+		s = strings.ReplaceAll(s, secret, "****")
+	}
+	return s
+}
+
+// observe records an attempt; a webhook going down or coming back is worth
+// one log line each way.
 func (w *Webhook) observe(res Result, d time.Duration) {
 	w.m.attempt(res.Status)
 	w.m.duration.Observe(d.Seconds())
-	if res.Outcome == Retry {
-		w.m.up.Set(0)
-	} else {
+	up := res.Outcome != Retry
+	if w.up.Swap(up) != up {
+		if up {
+			w.log.Info("webhook is up again", "status", res.Status)
+		} else {
+			w.log.Warn("webhook is failing; retrying", "status", res.Status, "reason", res.reason())
+		}
+	}
+	if up {
 		w.m.up.Set(1)
+	} else {
+		w.m.up.Set(0)
 	}
 }
 
@@ -129,9 +149,10 @@ func (w *Webhook) acked(msgs []*audit.Message) {
 // hard deadline passes; then the entry is handed back, never acknowledged.
 func (w *Webhook) deadLetter(ctx context.Context, u *unit, msgs []*audit.Message, attempts int, res Result) {
 	reason := res.reason()
-	w.log.Warn("dead-lettering", "seq", msgs[0].Seq, "entries", len(msgs), "attempts", attempts,
-		"status", res.Status, "reason", reason)
 	for _, m := range msgs {
+		e := &m.Entry
+		w.log.Warn("dead-lettering", "seq", m.Seq, "operation", e.Operation, "objectType", e.ObjectType,
+			"objectId", e.ObjectID, "attempts", attempts, "status", res.Status, "reason", reason)
 		dl := audit.DeadLetter{Webhook: w.cfg.Name, Reason: reason, Attempts: attempts,
 			LastStatus: res.Status, StreamSeq: m.Seq, StreamTime: m.Time}
 		if !w.storeDeadLetter(ctx, dl, m) {

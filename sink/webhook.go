@@ -6,9 +6,11 @@ package sink
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/auditrelay/auditrelay/audit"
@@ -64,6 +66,9 @@ type Webhook struct {
 	stream  string
 	grace   time.Duration
 	maxHeld int
+	// secrets are scrubbed from response snippets before they are logged.
+	secrets []string
+	up      atomic.Bool
 }
 
 // MaxAckPending is the bound on unacknowledged entries that suits a
@@ -104,7 +109,31 @@ func New(wh config.Webhook, o Options) (*Webhook, error) {
 	if w.maxHeld <= 0 {
 		w.maxHeld = MaxAckPending(&wh)
 	}
+	w.secrets = secretsOf(&wh)
+	w.up.Store(true)
 	return w, nil
+}
+
+// secretsOf lists the webhook's secret values and the forms they travel in
+// (a Basic credential is base64 on the wire).
+func secretsOf(wh *config.Webhook) []string {
+	var out []string
+	add := func(s string) {
+		if len(s) >= 4 {
+			out = append(out, s)
+		}
+	}
+	a := wh.Auth
+	add(string(a.Password))
+	add(string(a.Key))
+	if a.Username != "" || a.Password != "" {
+		add(base64.StdEncoding.EncodeToString([]byte(a.Username + ":" + string(a.Password))))
+	}
+	for _, s := range wh.Signing.Secrets {
+		add(string(s))
+	}
+	add(string(wh.WS.Proxy.Password))
+	return out
 }
 
 // Name is the webhook's name as written.
