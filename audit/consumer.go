@@ -34,6 +34,7 @@ type Feed struct {
 	buffer  int
 	max     int64
 	log     *slog.Logger
+	cache   *decodeCache
 	closing atomic.Bool
 	mu      sync.Mutex // guards it, replaced when a subscription is lost
 }
@@ -72,7 +73,7 @@ func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer i
 	if err != nil {
 		return nil, fmt.Errorf("bind consumer %s: %w", cc.Durable, err)
 	}
-	f := &Feed{name: cc.Durable, cons: cons, buffer: min(buffer, 1024), max: s.cfg.MaxEntryBytes, log: s.log}
+	f := &Feed{name: cc.Durable, cons: cons, buffer: min(buffer, 1024), max: s.cfg.MaxEntryBytes, log: s.log, cache: &s.cache}
 	if f.it, err = f.pull(); err != nil {
 		return nil, err
 	}
@@ -111,7 +112,7 @@ func (f *Feed) Next() (*Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := toMessage(msg, f.max)
+		m, err := toMessage(msg, f.max, f.cache)
 		if errors.Is(err, ErrInvalid) {
 			_ = msg.Ack()
 			continue
@@ -163,13 +164,13 @@ func (f *Feed) setIter(it jetstream.MessagesContext) {
 	f.it = it
 }
 
-func toMessage(msg jetstream.Msg, max int64) (*Message, error) {
+func toMessage(msg jetstream.Msg, max int64, cache *decodeCache) (*Message, error) {
 	md, err := msg.Metadata()
 	if err != nil {
 		return nil, fmt.Errorf("message metadata: %w", err)
 	}
 	m := &Message{Seq: md.Sequence.Stream, Time: md.Timestamp, Delivered: md.NumDelivered, msg: msg}
-	m.Entry, err = Decode(msg.Data(), max)
+	m.Entry, err = cache.decode(m.Seq, msg.Data(), max)
 	return m, err
 }
 

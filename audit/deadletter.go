@@ -109,7 +109,7 @@ func (in *Intake) Run(ctx context.Context, c IntakeCounters) error {
 
 func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, c IntakeCounters) {
 	c.Received()
-	m, err := toMessage(msg, in.feed.max)
+	m, err := toMessage(msg, in.feed.max, in.feed.cache)
 	var bad *InvalidError
 	if !errors.As(err, &bad) {
 		_ = msg.Ack()

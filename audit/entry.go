@@ -4,7 +4,6 @@
 package audit
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +21,9 @@ const (
 
 // Entry is one audit entry. Raw is the message exactly as published: it is
 // what a webhook receives, never re-encoded. The other fields are read from
-// it for filters, ordering keys and summaries.
+// it for filters, ordering keys and summaries. Of the optional fields, one
+// of an unexpected type reads as its zero value: the entry is still passed
+// through (SPEC §1).
 type Entry struct {
 	Raw            []byte
 	Operation      string // normalised: Creation | Update | Delete
@@ -34,10 +35,10 @@ type Entry struct {
 	StartDate      int64
 	Organisation   string
 	OrganisationID string
-	// Title is details.title, else object.title, else "".
-	Title string
-	// Who is object.updatedBy, else object.createdBy, else "".
-	Who string
+
+	// details and object are spans of Raw, read only when a summary is
+	// asked for (Slack): most deliveries never need them.
+	details, object []byte
 }
 
 // ErrInvalid is wrapped by every error Decode returns, so callers can tell a
@@ -71,31 +72,13 @@ func NormaliseOperation(op string) string {
 	return ""
 }
 
-// wire is what Decode reads of an entry; everything else is passed through
-// untouched in Raw.
-type wire struct {
-	Operation      *string         `json:"operation"`
-	ObjectType     *string         `json:"objectType"`
-	ObjectID       *string         `json:"objectId"`
-	RootID         string          `json:"rootId"`
-	Base           bool            `json:"base"`
-	RequestID      string          `json:"requestId"`
-	StartDate      int64           `json:"startDate"`
-	Organisation   string          `json:"organisation"`
-	OrganisationID string          `json:"organisationId"`
-	Details        json.RawMessage `json:"details"`
-	Object         json.RawMessage `json:"object"`
-}
-
-type summary struct {
-	Title     string `json:"title"`
-	UpdatedBy string `json:"updatedBy"`
-	CreatedBy string `json:"createdBy"`
-}
-
 // Decode reads an audit entry from raw without copying or rewriting it: the
 // returned Entry's Raw is raw itself. maxBytes <= 0 means no limit. Every
 // error wraps ErrInvalid and is an *InvalidError.
+//
+// It validates raw once (json.Valid) and then walks the top-level fields by
+// their spans, decoding only the few small values it needs: two passes, no
+// copy of the entry, where json.Unmarshal would take four.
 func Decode(raw []byte, maxBytes int64) (Entry, error) {
 	if maxBytes > 0 && int64(len(raw)) > maxBytes {
 		return Entry{}, invalid("entry of %d bytes is larger than maxEntryBytes (%d)", len(raw), maxBytes)
@@ -103,59 +86,100 @@ func Decode(raw []byte, maxBytes int64) (Entry, error) {
 	if !utf8.Valid(raw) {
 		return Entry{}, invalid("not valid UTF-8")
 	}
-	trimmed := bytes.TrimLeft(raw, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' {
+	if i := skipSpace(raw, 0); i == len(raw) || raw[i] != '{' {
 		return Entry{}, invalid("not a JSON object")
 	}
-	var w wire
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return Entry{}, invalid("not JSON: %v", err)
+	if !json.Valid(raw) {
+		return Entry{}, invalid("not JSON: %v", json.Unmarshal(raw, new(struct{})))
 	}
-	return w.entry(raw)
+	e := Entry{Raw: raw}
+	var op, typ, id []byte
+	eachField(raw, func(key, val []byte) {
+		switch string(key) {
+		case "operation":
+			op = val
+		case "objectType":
+			typ = val
+		case "objectId":
+			id = val
+		default:
+			e.optional(string(key), val)
+		}
+	})
+	return e, e.required(op, typ, id)
 }
 
-func (w *wire) entry(raw []byte) (Entry, error) {
-	if w.Operation == nil {
-		return Entry{}, invalid(`missing required field "operation"`)
+// required sets and checks SPEC §1's required fields.
+func (e *Entry) required(op, typ, id []byte) error {
+	if op == nil || string(op) == "null" {
+		return invalid(`missing required field "operation"`)
 	}
-	op := NormaliseOperation(*w.Operation)
-	if op == "" {
-		return Entry{}, invalid(`field "operation": %q is not Creation, Update or Delete`, *w.Operation)
+	s, ok := jsonString(op)
+	if !ok {
+		return invalid(`field "operation": %s, not a string`, kind(op))
 	}
-	if w.ObjectType == nil || *w.ObjectType == "" {
-		return Entry{}, invalid(`missing required field "objectType"`)
+	if e.Operation = NormaliseOperation(s); e.Operation == "" {
+		return invalid(`field "operation": %q is not Creation, Update or Delete`, s)
 	}
-	if w.ObjectID == nil || *w.ObjectID == "" {
-		return Entry{}, invalid(`missing required field "objectId"`)
+	var err error
+	if e.ObjectType, err = requiredString("objectType", typ); err != nil {
+		return err
 	}
-	e := Entry{
-		Raw: raw, Operation: op, ObjectType: *w.ObjectType, ObjectID: *w.ObjectID,
-		RootID: w.RootID, Base: w.Base, RequestID: w.RequestID, StartDate: w.StartDate,
-		Organisation: w.Organisation, OrganisationID: w.OrganisationID,
-	}
-	e.Title, e.Who = w.summary()
-	return e, nil
+	e.ObjectID, err = requiredString("objectId", id)
+	return err
 }
 
-// summary reads the title and author for Slack lines. Details and object
-// are optional and of any shape: what is not an object yields "".
-func (w *wire) summary() (title, who string) {
-	var d, o summary
-	if len(w.Details) > 0 && w.Details[0] == '{' {
-		_ = json.Unmarshal(w.Details, &d)
+func requiredString(name string, val []byte) (string, error) {
+	if val == nil || string(val) == "null" {
+		return "", invalid("missing required field %q", name)
 	}
-	if len(w.Object) > 0 && w.Object[0] == '{' {
-		_ = json.Unmarshal(w.Object, &o)
+	s, ok := jsonString(val)
+	switch {
+	case !ok:
+		return "", invalid("field %q: %s, not a string", name, kind(val))
+	case s == "":
+		return "", invalid("missing required field %q", name)
 	}
-	title = d.Title
-	if title == "" {
-		title = o.Title
+	return s, nil
+}
+
+// optional reads the optional fields auditrelay uses; a value of another
+// type than expected is left at its zero value.
+func (e *Entry) optional(key string, val []byte) {
+	switch key {
+	case "rootId":
+		e.RootID, _ = jsonString(val)
+	case "base":
+		e.Base = string(val) == "true"
+	case "requestId":
+		e.RequestID, _ = jsonString(val)
+	case "startDate":
+		e.StartDate = jsonInt(val)
+	case "organisation":
+		e.Organisation, _ = jsonString(val)
+	case "organisationId":
+		e.OrganisationID, _ = jsonString(val)
+	case "details":
+		e.details = val
+	case "object":
+		e.object = val
 	}
-	who = o.UpdatedBy
-	if who == "" {
-		who = o.CreatedBy
+}
+
+// Title is details.title, else object.title, else "".
+func (e *Entry) Title() string {
+	if t := stringField(e.details, "title"); t != "" {
+		return t
 	}
-	return title, who
+	return stringField(e.object, "title")
+}
+
+// Who is object.updatedBy, else object.createdBy, else "".
+func (e *Entry) Who() string {
+	if w := stringField(e.object, "updatedBy"); w != "" {
+		return w
+	}
+	return stringField(e.object, "createdBy")
 }
 
 // Key returns the ordering key for orderBy (rootId | objectId | none): entries

@@ -31,6 +31,7 @@ type Source struct {
 	cfg      config.NATS
 	dlPrefix string
 	log      *slog.Logger
+	cache    decodeCache // shared by the source's consumers
 }
 
 // Options are what Connect needs beside the config.

@@ -155,16 +155,16 @@ func appendSlackLine(dst []byte, e *audit.Entry) []byte {
 	dst = append(dst, ' ')
 	dst = appendSlackText(dst, e.ObjectType)
 	dst = append(dst, ' ')
-	if e.Title != "" {
+	if title := e.Title(); title != "" {
 		dst = append(dst, `\"`...)
-		dst = appendSlackText(dst, e.Title)
+		dst = appendSlackText(dst, title)
 		dst = append(dst, `\"`...)
 	} else {
 		dst = appendSlackText(dst, e.ObjectID)
 	}
-	if e.Who != "" {
+	if who := e.Who(); who != "" {
 		dst = append(dst, " by "...)
-		dst = appendSlackText(dst, e.Who)
+		dst = appendSlackText(dst, who)
 	}
 	return dst
 }
