@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditrelay/auditrelay/audit"
 	"github.com/auditrelay/auditrelay/internal/natstest"
@@ -227,5 +229,42 @@ func TestEchoedSecretsScrubbed(t *testing.T) {
 	reason := h.Get(audit.HeaderReason)
 	if strings.Contains(reason, "tok-3c4e9f1b77") || !strings.Contains(reason, "Authorization: Bearer ****") {
 		t.Errorf("reason = %q, want the key scrubbed to ****", reason)
+	}
+}
+
+// TestBatchCarriesOneCaseInOrder: a burst on one case fills batches (the
+// entries of a key may share a batch, in stream order), instead of going
+// out one per request.
+func TestBatchCarriesOneCaseInOrder(t *testing.T) {
+	srv, js := natsServer(t)
+	rc := newReceiver(t, nil)
+	var want []string
+	for i := range 30 {
+		want = append(want, entry("Update", "case_task", "t"+strconv.Itoa(i), "case-1", i))
+	}
+	// A backlog: the stream exists before the sidecar, which starts at all.
+	_, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "THEHIVE_AUDIT", Subjects: []string{"thehive.audit.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, "thehive.audit.case_task", want...)
+	startRelay(t, parseConfig(t, testConfig(srv, fmt.Sprintf(
+		`webhooks.bulk { url = "%s/bulk", batch { maxEntries = 10, maxWait = 2s }, delivery.start = all }`, rc.URL))))
+	waitFor(t, 10*time.Second, "3 batches", func() bool { return len(rc.delivered()) == 3 })
+	var got []string
+	for _, body := range rc.delivered() {
+		var batch []json.RawMessage
+		if err := json.Unmarshal(body, &batch); err != nil {
+			t.Fatalf("batch body: %v", err)
+		}
+		if len(batch) != 10 {
+			t.Errorf("batch of %d entries, want 10", len(batch))
+		}
+		for _, e := range batch {
+			got = append(got, string(e))
+		}
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("batched entries are not the published ones in stream order:\n%s", strings.Join(got, "\n"))
 	}
 }

@@ -1,7 +1,9 @@
 package sink
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/auditrelay/auditrelay/audit"
@@ -85,7 +87,9 @@ func (s *scheduler) makeReady(h *held, now time.Time) {
 	s.ready = append(s.ready, h)
 }
 
-// finish releases a unit's entries; the next of each key becomes ready.
+// finish releases a unit's entries; the next of each key becomes ready. A
+// batch may hold several entries of one key (in order): the key's queue
+// loses them all before its new head is made ready.
 func (s *scheduler) finish(u *unit, now time.Time) {
 	s.inflight--
 	for _, h := range u.items {
@@ -93,13 +97,17 @@ func (s *scheduler) finish(u *unit, now time.Time) {
 		if h.key == "" {
 			continue
 		}
-		q := s.queues[h.key][1:]
-		if len(q) == 0 {
+		if q := s.queues[h.key][1:]; len(q) > 0 {
+			s.queues[h.key] = q
+		} else {
 			delete(s.queues, h.key)
-			continue
 		}
-		s.queues[h.key] = q
-		if !u.handedBack {
+	}
+	if u.handedBack {
+		return
+	}
+	for _, h := range u.items {
+		if q := s.queues[h.key]; h.key != "" && len(q) > 0 && !q[0].sent && q[0].since.IsZero() {
 			s.makeReady(q[0], now)
 		}
 	}
@@ -113,20 +121,44 @@ func (s *scheduler) next(now time.Time) *unit {
 	}
 	b := s.w.cfg.Batch
 	n := min(len(s.ready), b.MaxEntries)
-	if n < b.MaxEntries {
-		if wait := b.MaxWait - now.Sub(s.ready[0].since); wait > 0 {
+	items := make([]*held, n, b.MaxEntries)
+	copy(items, s.ready)
+	s.ready = append(s.ready[:0], s.ready[n:]...)
+	items = s.withFollowers(items, b.MaxEntries)
+	if len(items) < b.MaxEntries {
+		if wait := b.MaxWait - now.Sub(items[0].since); wait > 0 {
+			s.ready = append(items[:n:n], s.ready...)
 			s.timer.Reset(wait)
 			return nil
 		}
 	}
-	u := &unit{items: make([]*held, n)}
-	copy(u.items, s.ready)
-	for _, h := range u.items {
+	for _, h := range items {
 		h.sent = true
 	}
-	s.ready = append(s.ready[:0], s.ready[n:]...)
+	// In stream order, so a batch reads as the stream does and its
+	// webhook-id (first and last sequence) spans it.
+	slices.SortFunc(items, func(a, b *held) int { return cmp.Compare(a.msg.Seq, b.msg.Seq) })
 	s.inflight++
-	return u
+	return &unit{items: items}
+}
+
+// withFollowers fills a batch with the entries queued behind its keys'
+// heads: a batch is delivered as one, in stream order, so the entries of a
+// key may share it without breaking their order.
+func (s *scheduler) withFollowers(items []*held, max int) []*held {
+	heads := len(items)
+	for i := 0; i < heads && len(items) < max; i++ {
+		if items[i].key == "" {
+			continue
+		}
+		for _, f := range s.queues[items[i].key][1:] {
+			if len(items) == max {
+				break
+			}
+			items = append(items, f)
+		}
+	}
+	return items
 }
 
 // touch tells JetStream that entries held for a while are still being
@@ -144,9 +176,9 @@ func (s *scheduler) touch(now time.Time) {
 // a prompt redelivery (shutdown).
 func (s *scheduler) handBack() {
 	for key, q := range s.queues {
-		keep := 0
-		if q[0].sent {
-			keep = 1
+		keep := 0 // the entries in flight, at the front of their queue
+		for keep < len(q) && q[keep].sent {
+			keep++
 		}
 		for _, h := range q[keep:] {
 			s.release(h)
