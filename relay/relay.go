@@ -46,8 +46,9 @@ type Relay struct {
 
 	src atomic.Pointer[audit.Source] // read by dead letters without mu
 
-	mu       sync.Mutex // guards cfg, webhooks, ctx
-	cfg      *config.Config
+	cfg atomic.Pointer[config.Config] // the running configuration
+
+	mu       sync.Mutex // guards webhooks, ctx
 	webhooks map[string]*running
 	ctx      context.Context // Run's, for webhooks started by a reload
 	wg       sync.WaitGroup
@@ -73,7 +74,8 @@ func New(cfg *config.Config, o Options) (*Relay, error) {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	r := &Relay{opts: o, log: o.Logger, reg: o.Registry, cfg: cfg, webhooks: map[string]*running{}}
+	r := &Relay{opts: o, log: o.Logger, reg: o.Registry, webhooks: map[string]*running{}}
+	r.cfg.Store(cfg)
 	r.metrics = newMetrics(o.Registry, o)
 	var errs []error
 	for _, wh := range cfg.Webhooks {
@@ -193,11 +195,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	return r.stop()
 }
 
-func (r *Relay) config() *config.Config {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cfg
-}
+func (r *Relay) config() *config.Config { return r.cfg.Load() }
 
 // ensure creates or binds the streams, retrying with backoff while NATS is
 // unreachable; it returns false when ctx ends first.

@@ -29,30 +29,42 @@ func (r *Relay) ReloadFailed(err error) {
 	r.metrics.reloads.WithLabelValues("failure").Inc()
 }
 
+// reload swaps webhooks in three steps, holding mu only to change the set:
+// the stopped webhooks drain (up to shutdownTimeout) without blocking
+// /readyz, the fetch API or dead letters. SIGHUPs are handled one at a time.
 func (r *Relay) reload(cfg *config.Config) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.ctx == nil {
+		r.mu.Unlock()
 		return errors.New("not running")
 	}
-	if !reflect.DeepEqual(cfg.Auditrelay, r.cfg.Auditrelay) {
+	if !reflect.DeepEqual(cfg.Auditrelay, r.config().Auditrelay) {
 		r.log.Warn("changes to the auditrelay section take effect at the next restart")
 	}
 	added, err := r.buildChanged(cfg)
 	if err != nil {
+		r.mu.Unlock()
 		return err
 	}
+	stopping := map[string]*running{}
 	for name, rw := range r.webhooks {
 		if wh := cfg.Webhook(name); wh == nil || !wh.Enabled || added[name] != nil {
-			r.stopWebhook(name, rw, added[name] == nil)
+			stopping[name] = rw
+			delete(r.webhooks, name)
 		}
 	}
+	r.mu.Unlock()
+	for name, rw := range stopping {
+		r.stopWebhook(name, rw, added[name] == nil)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for name, rw := range added {
 		r.webhooks[name] = rw
 		r.start(r.ctx, rw)
 		r.log.Info("webhook started by reload", "webhook", name)
 	}
-	r.cfg = cfg
+	r.cfg.Store(cfg)
 	for _, w := range cfg.Warnings {
 		r.log.Warn(w)
 	}
@@ -88,14 +100,13 @@ func (r *Relay) buildChanged(cfg *config.Config) (map[string]*running, error) {
 }
 
 // stopWebhook stops one webhook and waits for its shutdown; a removed one's
-// series go too. Called with mu.
+// series go too. Called without mu: the wait may be long.
 func (r *Relay) stopWebhook(name string, rw *running, removed bool) {
 	if rw.cancel != nil {
 		rw.cancel()
 		<-rw.done
 	}
 	rw.wh.Close()
-	delete(r.webhooks, name)
 	if removed {
 		r.metrics.sink.Forget(name)
 	}

@@ -202,7 +202,8 @@ func (s *scheduler) release(h *held) {
 
 // Run delivers the feed's entries until ctx ends, then stops pulling, lets
 // in-flight attempts finish within the shutdown timeout and hands the rest
-// back to JetStream. It returns nil after a shutdown.
+// back to JetStream. A feed that ends by itself (a replay's bounded range)
+// ends Run once every entry it gave is done. It returns nil.
 func (w *Webhook) Run(ctx context.Context, feed Feed) error {
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
@@ -229,6 +230,9 @@ func (w *Webhook) Run(ctx context.Context, feed Feed) error {
 			pumped = nil // the feed ended by itself; what is held still finishes
 		}
 		s.dispatch(ctx, hard)
+		if pumped == nil && s.inflight == 0 && len(s.bySeq) == 0 {
+			return nil
+		}
 	}
 }
 
