@@ -36,7 +36,9 @@ type Feed struct {
 	log     *slog.Logger
 	cache   *decodeCache
 	closing atomic.Bool
-	mu      sync.Mutex // guards it, replaced when a subscription is lost
+	mu      sync.Mutex   // guards it, replaced when a subscription is lost
+	pinned  bool         // a pinned-client consumer: pull with PriorityGroup
+	pin     atomic.Value // string: the pin id last received, see notePin
 }
 
 // FeedOptions shape a webhook's consumer.
@@ -46,6 +48,9 @@ type FeedOptions struct {
 	MaxAckPending int
 	// Start is where a new consumer begins; an existing one resumes.
 	Start config.Start
+	// Ordered webhooks (orderBy other than none) get a pinned-client
+	// consumer, so that of several replicas exactly one delivers to them.
+	Ordered bool
 }
 
 // Feed creates or binds the durable consumer of webhook name and starts
@@ -58,34 +63,71 @@ func (s *Source) Feed(ctx context.Context, name string, o FeedOptions) (*Feed, e
 		MaxAckPending: o.MaxAckPending,
 	}
 	setStart(&cc, o.Start)
+	if o.Ordered {
+		s.pinIfSupported(&cc)
+	}
 	return s.feed(ctx, cc, o.MaxAckPending)
 }
 
 func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer int) (*Feed, error) {
-	if info, err := s.js.Consumer(ctx, s.cfg.Stream.Name, cc.Durable); err == nil {
-		// A durable resumes where it stopped: its start cannot change.
-		old := info.CachedInfo().Config
-		cc.DeliverPolicy, cc.OptStartTime, cc.OptStartSeq = old.DeliverPolicy, old.OptStartTime, old.OptStartSeq
-	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("look up consumer %s: %w", cc.Durable, err)
-	}
-	cons, err := s.js.CreateOrUpdateConsumer(ctx, s.cfg.Stream.Name, cc)
+	cons, err := s.bindConsumer(ctx, cc)
 	if err != nil {
-		return nil, fmt.Errorf("bind consumer %s: %w", cc.Durable, err)
+		return nil, err
 	}
 	f := &Feed{name: cc.Durable, cons: cons, buffer: min(buffer, 1024), max: s.cfg.MaxEntryBytes, log: s.log, cache: &s.cache}
+	f.pinned = isPinned(cons.CachedInfo().Config)
+	if isPinned(cc) && !f.pinned {
+		s.log.Warn("NATS server ignored the pinned priority group: plain consumer; replicas would not keep order", "consumer", cc.Durable)
+	}
 	if f.it, err = f.pull(); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
+// bindConsumer creates the durable or updates it to cc. An existing one
+// resumes where it stopped: its start cannot change. Its priority policy
+// can (nats-server 2.11+ allows the update, keeping the acked state); when
+// a server refuses, the error says what to do rather than losing that state.
+func (s *Source) bindConsumer(ctx context.Context, cc jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	var old *jetstream.ConsumerConfig
+	if c, err := s.js.Consumer(ctx, s.cfg.Stream.Name, cc.Durable); err == nil {
+		oc := c.CachedInfo().Config
+		old = &oc
+		cc.DeliverPolicy, cc.OptStartTime, cc.OptStartSeq = oc.DeliverPolicy, oc.OptStartTime, oc.OptStartSeq
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("look up consumer %s: %w", cc.Durable, err)
+	}
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, s.cfg.Stream.Name, cc)
+	switch {
+	case err != nil && old != nil && old.PriorityPolicy != cc.PriorityPolicy:
+		return nil, policyChangeError(cc.Durable, old.PriorityPolicy, cc.PriorityPolicy, err)
+	case err != nil:
+		return nil, fmt.Errorf("bind consumer %s: %w", cc.Durable, err)
+	}
+	if old != nil && old.PriorityPolicy != cc.PriorityPolicy {
+		s.log.Info("consumer priority policy changed", "consumer", cc.Durable,
+			"from", policyName(old.PriorityPolicy), "to", policyName(cc.PriorityPolicy))
+	}
+	return cons, nil
+}
+
 func (f *Feed) pull() (jetstream.MessagesContext, error) {
-	it, err := f.cons.Messages(jetstream.PullMaxMessages(f.buffer))
+	it, err := f.cons.Messages(f.pullOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("pull from consumer %s: %w", f.name, err)
 	}
 	return it, nil
+}
+
+// pullOptions: a pinned consumer is pulled in its priority group, with
+// short requests so the pinned client renews its pin every pullExpiry.
+func (f *Feed) pullOptions() []jetstream.PullMessagesOpt {
+	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(f.buffer)}
+	if f.pinned {
+		opts = append(opts, jetstream.PullPriorityGroup(PriorityGroup), jetstream.PullExpiry(pullExpiry))
+	}
+	return opts
 }
 
 func setStart(cc *jetstream.ConsumerConfig, st config.Start) {
@@ -129,6 +171,7 @@ func (f *Feed) next() (jetstream.Msg, error) {
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		msg, err := f.iter().Next()
 		if err == nil {
+			f.notePin(msg)
 			return msg, nil
 		}
 		if f.closing.Load() {

@@ -86,6 +86,8 @@ func (s *Source) Intake(ctx context.Context) (*Intake, error) {
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait, MaxDeliver: -1, MaxAckPending: 4096,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
+	// Pinned, so that of several replicas one counts and dead-letters.
+	s.pinIfSupported(&cc)
 	f, err := s.feed(ctx, cc, 4096)
 	if err != nil {
 		return nil, err
@@ -106,6 +108,9 @@ func (in *Intake) Run(ctx context.Context, c IntakeCounters) error {
 		in.handle(ctx, msg, c)
 	}
 }
+
+// Role is this replica's role for the intake consumer.
+func (in *Intake) Role(ctx context.Context) (Role, error) { return in.feed.Role(ctx) }
 
 func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, c IntakeCounters) {
 	c.Received()

@@ -1,0 +1,146 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PriorityGroup is the one priority group of auditrelay's pinned consumers.
+// Every replica pulls with it; the server delivers to one pinned client.
+const PriorityGroup = "auditrelay"
+
+// pinHeader is the header the server sets on every message it delivers to
+// the pinned client of a consumer; its value is that client's pin id.
+const pinHeader = "Nats-Pin-Id"
+
+// pullExpiry is how long one pull request of a pinned consumer waits. The
+// pinned client sends a new one at least this often, which renews its pin.
+const pullExpiry = 5 * time.Second
+
+// PinnedTTL is how long the server keeps a replica pinned after its last
+// pull request. A pinned replica renews it every pullExpiry, so only a
+// replica that is gone (or cut from NATS that long) loses its pin. It is
+// AckWait + pullExpiry so that, when the pin moves, every entry the dead
+// replica held is already due for redelivery: the new replica gets them
+// before any later entry, which keeps per-key order, and all within
+// 30 seconds of the crash (SPEC §4).
+const PinnedTTL = AckWait + pullExpiry
+
+// Role is what this replica does for a consumer.
+type Role string
+
+// Roles of a replica.
+const (
+	// RoleActive: this replica is the consumer's pinned client.
+	RoleActive Role = "active"
+	// RoleStandby: another replica is pinned, or none yet (the server pins
+	// a client when it delivers an entry); this one takes over if it dies.
+	RoleStandby Role = "standby"
+	// RoleShared: a plain consumer (orderBy = none, or a server older than
+	// 2.11); every replica delivers a share.
+	RoleShared Role = "shared"
+)
+
+// minPinning is the first NATS server version with priority groups.
+var minPinning = [2]int{2, 11}
+
+// pinningSupported tells whether server version v ("2.11.3", "v2.12.0-beta")
+// has pinned priority groups. An unparsable version is taken as too old.
+func pinningSupported(v string) bool {
+	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return major > minPinning[0] || major == minPinning[0] && minor >= minPinning[1]
+}
+
+// pinIfSupported makes cc pinned when the connected server has priority
+// groups; otherwise it leaves cc plain and warns, naming the consumer.
+func (s *Source) pinIfSupported(cc *jetstream.ConsumerConfig) {
+	v := s.nc.ConnectedServerVersion()
+	if !pinningSupported(v) {
+		s.log.Warn("NATS server has no pinned priority groups (2.11 or newer): plain consumer; "+
+			"one auditrelay is fine, but replicas would not keep order", "consumer", cc.Durable, "serverVersion", v)
+		return
+	}
+	pin(cc)
+}
+
+// pin makes cc a pinned-client consumer of PriorityGroup.
+func pin(cc *jetstream.ConsumerConfig) {
+	cc.PriorityPolicy = jetstream.PriorityPolicyPinned
+	cc.PriorityGroups = []string{PriorityGroup}
+	cc.PinnedTTL = PinnedTTL
+}
+
+// isPinned tells whether a consumer's config, as the server answered it,
+// is pinned. A 2.10 server drops the fields it does not know.
+func isPinned(cc jetstream.ConsumerConfig) bool {
+	return cc.PriorityPolicy == jetstream.PriorityPolicyPinned
+}
+
+// policyChangeError explains a durable whose priority policy the server
+// refused to change, and what the operator can do.
+func policyChangeError(name string, from, to jetstream.PriorityPolicy, err error) error {
+	return fmt.Errorf("consumer %s has priority policy %s and the server refused to change it to %s (%w): "+
+		"stop every auditrelay replica, note the consumer's ack floor (`nats consumer info`), delete it "+
+		"(`nats consumer rm`) and start auditrelay with delivery.start set to resume from there",
+		name, policyName(from), policyName(to), err)
+}
+
+func policyName(p jetstream.PriorityPolicy) string {
+	if p == jetstream.PriorityPolicyNone {
+		return "none"
+	}
+	if b, err := p.MarshalJSON(); err == nil {
+		return strings.Trim(string(b), `"`)
+	}
+	return strconv.Itoa(int(p))
+}
+
+// notePin records the pin id the server sent with msg: the server sets it
+// only on messages to the pinned client, so it is ours.
+func (f *Feed) notePin(msg jetstream.Msg) {
+	if !f.pinned {
+		return
+	}
+	if id := msg.Headers().Get(pinHeader); id != "" && id != f.pinID() {
+		f.pin.Store(id)
+	}
+}
+
+func (f *Feed) pinID() string {
+	id, _ := f.pin.Load().(string)
+	return id
+}
+
+// Role asks the server whether this replica is the consumer's pinned
+// client: the pinned client id it reports is the one on the messages this
+// replica received. A replica that lost its pin keeps its old id, which no
+// longer matches.
+func (f *Feed) Role(ctx context.Context) (Role, error) {
+	if !f.pinned {
+		return RoleShared, nil
+	}
+	info, err := f.cons.Info(ctx)
+	if err != nil {
+		return RoleStandby, fmt.Errorf("consumer %s info: %w", f.name, err)
+	}
+	mine := f.pinID()
+	for _, g := range info.PriorityGroups {
+		if g.Group == PriorityGroup && mine != "" && g.PinnedClientID == mine {
+			return RoleActive, nil
+		}
+	}
+	return RoleStandby, nil
+}
