@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/auditrelay/auditrelay/audit"
 	"github.com/auditrelay/auditrelay/sink"
 )
 
@@ -22,6 +23,7 @@ type metrics struct {
 	received    prometheus.Counter
 	invalid     prometheus.Counter
 	reloads     *prometheus.CounterVec
+	active      *prometheus.GaugeVec
 	intakeBound atomic.Bool
 }
 
@@ -37,6 +39,10 @@ func newMetrics(reg *prometheus.Registry, o Options) *metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "auditrelay_config_reloads_total", Help: "Configuration reloads (SIGHUP) by result.",
 		}, []string{"result"}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "auditrelay_webhook_active",
+			Help: "1 when this replica delivers to the webhook (the pinned one of an ordered webhook, or any replica of an orderBy = none one), 0 on standby.",
+		}, []string{"webhook"}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "auditrelay_build_info", Help: "auditrelay's version, revision and Go version; always 1.",
@@ -44,7 +50,7 @@ func newMetrics(reg *prometheus.Registry, o Options) *metrics {
 	build.WithLabelValues(o.Version, o.Revision, goVersion()).Set(1)
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
-	reg.MustRegister(m.received, m.invalid, m.reloads, build,
+	reg.MustRegister(m.received, m.invalid, m.reloads, m.active, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -54,6 +60,18 @@ func (m *metrics) Received() { m.received.Inc() }
 
 // Invalid counts a message that is not an audit entry.
 func (m *metrics) Invalid() { m.invalid.Inc() }
+
+// setActive sets auditrelay_webhook_active for this replica's role.
+func (m *metrics) setActive(name string, role audit.Role) {
+	v := 1.0
+	if role == audit.RoleStandby {
+		v = 0
+	}
+	m.active.WithLabelValues(name).Set(v)
+}
+
+// forgetActive removes a stopped webhook's series.
+func (m *metrics) forgetActive(name string) { m.active.DeleteLabelValues(name) }
 
 func (r *Relay) listen(addr string) error {
 	l, err := net.Listen("tcp", addr)
@@ -105,7 +123,8 @@ func (r *Relay) readyz(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reasons": why})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	// Standby is healthy: the role is said, never a reason for 503.
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "webhooks": r.roles(), "intake": r.intakeRole.get()})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -46,6 +46,9 @@ type Relay struct {
 
 	src atomic.Pointer[audit.Source] // read by dead letters without mu
 
+	intake     atomic.Pointer[audit.Intake] // nil until bound
+	intakeRole roleValue
+
 	cfg atomic.Pointer[config.Config] // the running configuration
 
 	mu       sync.Mutex // guards webhooks, ctx
@@ -62,6 +65,7 @@ type running struct {
 	done   chan struct{}
 	mu     sync.Mutex
 	feed   *audit.Feed // nil until its consumer is bound
+	role   roleValue   // this replica's, for /readyz
 }
 
 // New does every fallible step of a start up front: it builds every
@@ -191,6 +195,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.startAll(ctx)
 	r.wg.Go(func() { r.runIntake(ctx, src) })
 	r.wg.Go(func() { r.pollPending(ctx) })
+	r.wg.Go(func() { r.pollRoles(ctx) })
 	<-ctx.Done()
 	return r.stop()
 }
@@ -230,8 +235,11 @@ func (r *Relay) start(parent context.Context, rw *running) {
 	ctx, cancel := context.WithCancel(parent)
 	rw.cancel, rw.done = cancel, make(chan struct{})
 	src := r.source()
+	name := rw.wh.Name()
+	r.metrics.setActive(name, audit.RoleStandby)
 	r.wg.Go(func() {
 		defer close(rw.done)
+		defer r.metrics.forgetActive(name)
 		feed := r.bind(ctx, src, rw.wh)
 		if feed == nil {
 			return
@@ -247,7 +255,8 @@ func (r *Relay) bind(ctx context.Context, src *audit.Source, w *sink.Webhook) *a
 	cfg := w.Config()
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		feed, err := src.Feed(actx, cfg.Name, audit.FeedOptions{MaxAckPending: sink.MaxAckPending(&cfg), Start: cfg.Delivery.Start})
+		feed, err := src.Feed(actx, cfg.Name, audit.FeedOptions{MaxAckPending: sink.MaxAckPending(&cfg), Start: cfg.Delivery.Start,
+			Ordered: cfg.Delivery.OrderBy != "none"})
 		cancel()
 		if err == nil {
 			r.log.Info("webhook consumer bound", "webhook", cfg.Name, "consumer", feed.Name())
@@ -269,6 +278,7 @@ func (r *Relay) runIntake(ctx context.Context, src *audit.Source) {
 	for wait := 250 * time.Millisecond; ctx.Err() == nil; wait = min(2*wait, 10*time.Second) {
 		in, err := src.Intake(ctx)
 		if err == nil {
+			r.intake.Store(in)
 			r.metrics.intakeBound.Store(true)
 			_ = in.Run(ctx, r.metrics)
 			return
