@@ -74,7 +74,7 @@ func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer i
 	if err != nil {
 		return nil, err
 	}
-	f := &Feed{name: cc.Durable, cons: cons, buffer: min(buffer, 1024), max: s.cfg.MaxEntryBytes, log: s.log, cache: &s.cache}
+	f := &Feed{name: cc.Durable, cons: cons, buffer: min(buffer, 256), max: s.cfg.MaxEntryBytes, log: s.log, cache: &s.cache}
 	f.pinned = isPinned(cons.CachedInfo().Config)
 	if isPinned(cc) && !f.pinned {
 		s.log.Warn("NATS server ignored the pinned priority group: plain consumer; replicas would not keep order", "consumer", cc.Durable)

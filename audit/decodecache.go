@@ -11,7 +11,7 @@ import (
 // the same bytes (a stream deleted and created again restarts its
 // sequences), so a hit is always the entry those bytes decode to.
 type decodeCache struct {
-	slots [4096]atomic.Pointer[decoded]
+	slots [1024]atomic.Pointer[decoded]
 }
 
 type decoded struct {

@@ -242,12 +242,12 @@ func trustAll(r *counter) string {
 	return fmt.Sprintf(", ws.ssl.trustManager.stores = [ { type = PEM, data = %q } ]", pemOf(r.Certificate().Raw))
 }
 
-func (e *env) startBare(bin string) (*proc, error) {
+func (e *env) startBare(bin string, parallel bool) (*proc, error) {
 	urls := make([]string, len(e.recvs))
 	for i, r := range e.recvs {
 		urls[i] = r.URL + "/hook"
 	}
-	cmd := exec.Command(bin, "bare", "-nats", e.srv.ClientURL(), "-urls", strings.Join(urls, ","))
+	cmd := exec.Command(bin, "bare", "-nats", e.srv.ClientURL(), "-urls", strings.Join(urls, ","), "-parallel="+strconv.FormatBool(parallel))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

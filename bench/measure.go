@@ -175,7 +175,8 @@ func consumers(b binaries) []struct {
 		name  string
 		start func(*env) (*proc, error)
 	}{
-		{"bare loop", func(e *env) (*proc, error) { return e.startBare(b.bench) }},
+		{"bare loop", func(e *env) (*proc, error) { return e.startBare(b.bench, false) }},
+		{"bare loop, parallel POSTs", func(e *env) (*proc, error) { return e.startBare(b.bench, true) }},
 		{"auditrelay", func(e *env) (*proc, error) { return e.startRelay(b.relay) }},
 	}
 }

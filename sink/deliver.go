@@ -72,11 +72,7 @@ func (w *Webhook) retry(soft, hard context.Context, u *unit, msgs []*audit.Messa
 func (w *Webhook) attempt(ctx context.Context, id string, body []byte, n int) Result {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.WS.Timeout.Request)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(body))
-	if err != nil {
-		return Result{Outcome: Permanent, Status: "request", Err: err}
-	}
-	req.Header = w.headers.Clone()
+	req := w.request(ctx, body)
 	req.Header[HeaderWebhookID] = []string{id}
 	req.Header[HeaderAttempt] = []string{strconv.Itoa(n)}
 	if w.signer != nil {
@@ -92,6 +88,20 @@ func (w *Webhook) attempt(ctx context.Context, id string, body []byte, n int) Re
 	}
 	w.observe(res, time.Since(start))
 	return res
+}
+
+// request is http.NewRequestWithContext without parsing the URL again on
+// every attempt: the webhook's URL was parsed once by New. The transport
+// never changes a request's URL (a redirect makes a new request).
+func (w *Webhook) request(ctx context.Context, body []byte) *http.Request {
+	req := &http.Request{
+		Method: http.MethodPost, URL: w.url, Host: w.url.Host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: w.headers.Clone(), ContentLength: int64(len(body)),
+		Body:    io.NopCloser(bytes.NewReader(body)),
+		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+	}
+	return req.WithContext(ctx)
 }
 
 // drain reads what is left of a body so the connection is reused, keeping

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,7 @@ type Options struct {
 // proxy, signing secrets, format) is done by New; Run only delivers.
 type Webhook struct {
 	cfg     config.Webhook
+	url     *url.URL
 	client  *http.Client
 	enc     *Encoder
 	signer  *Signer
@@ -73,9 +75,10 @@ type Webhook struct {
 
 // MaxAckPending is the bound on unacknowledged entries that suits a
 // webhook: enough to keep maxInFlight requests of full batches busy while
-// some keys wait on earlier entries.
+// some keys wait on earlier entries, and small enough that memory stays
+// flat however large the backlog in JetStream.
 func MaxAckPending(wh *config.Webhook) int {
-	return max(1024, 8*wh.Delivery.MaxInFlight*wh.Batch.MaxEntries)
+	return max(256, 4*wh.Delivery.MaxInFlight*wh.Batch.MaxEntries)
 }
 
 // New builds a webhook's client and request machinery.
@@ -85,6 +88,10 @@ func New(wh config.Webhook, o Options) (*Webhook, error) {
 		log = slog.Default()
 	}
 	log = log.With("webhook", wh.Name)
+	target, err := url.Parse(wh.URL)
+	if err != nil {
+		return nil, fmt.Errorf("webhook %q: url: %w", wh.Name, err)
+	}
 	if err := ValidateHeaders(&wh); err != nil {
 		return nil, fmt.Errorf("webhook %q: %w", wh.Name, err)
 	}
@@ -97,7 +104,7 @@ func New(wh config.Webhook, o Options) (*Webhook, error) {
 		return nil, fmt.Errorf("webhook %q: %w", wh.Name, err)
 	}
 	w := &Webhook{
-		cfg: wh, client: client, enc: enc, filter: NewFilter(wh.Filter),
+		cfg: wh, url: target, client: client, enc: enc, filter: NewFilter(wh.Filter),
 		headers: StaticHeaders(&wh, o.Version), dl: o.DeadLetters, m: o.Metrics.forWebhook(wh.Name),
 		log: log, stream: o.Stream, grace: o.ShutdownTimeout, maxHeld: o.MaxAckPending,
 	}
