@@ -93,7 +93,7 @@ func New(cfg *config.Config, o Options) (*Relay, error) {
 		}
 		r.webhooks[wh.Name] = &running{wh: w}
 	}
-	tlsConf, err := natsTLS(cfg.Auditrelay.NATS.TLS, o.Logger)
+	tlsConf, err := NATSTLS(cfg.Auditrelay.NATS.TLS, o.Logger)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -121,7 +121,7 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 		}
 		w.Close()
 	}
-	if _, err := natsTLS(cfg.Auditrelay.NATS.TLS, log); err != nil {
+	if _, err := NATSTLS(cfg.Auditrelay.NATS.TLS, log); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -135,8 +135,9 @@ func (r *Relay) build(cfg *config.Config, wh config.Webhook) (*sink.Webhook, err
 	})
 }
 
-// natsTLS builds the client TLS of auditrelay.nats.tls, nil when unset.
-func natsTLS(t config.TLS, log *slog.Logger) (*tls.Config, error) {
+// NATSTLS builds the client TLS of auditrelay.nats.tls, nil when unset:
+// the sidecar's and the command-line tools' connections are the same.
+func NATSTLS(t config.TLS, log *slog.Logger) (*tls.Config, error) {
 	if len(t.TrustManager.Stores) == 0 && len(t.KeyManager.Stores) == 0 {
 		return nil, nil
 	}

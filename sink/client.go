@@ -16,20 +16,6 @@ import (
 	"github.com/auditrelay/auditrelay/config"
 )
 
-// FieldError is a ws key that cannot be used. Path is relative to the ws
-// block (`ssl.enabledCipherSuites[2]`) as TLSConfig knows no more; NewClient
-// makes it absolute (`webhooks.siem.ws.ssl.enabledCipherSuites[2]`).
-type FieldError struct {
-	Path string
-	Err  error
-}
-
-// Error returns "<path>: <cause>".
-func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
-
-// Unwrap returns the cause.
-func (e *FieldError) Unwrap() error { return e.Err }
-
 var tlsVersions = map[string]uint16{"TLSv1.2": tls.VersionTLS12, "TLSv1.3": tls.VersionTLS13}
 
 // TLSConfig builds the client TLS settings of ws.ssl (webhooks, and the NATS
@@ -44,7 +30,7 @@ var tlsVersions = map[string]uint16{"TLSv1.2": tls.VersionTLS12, "TLSv1.3": tls.
 //     dialled through NewClient (see withoutSNI) yet verifies chain and name;
 //   - debug logs each handshake (version, cipher suite, peer chain) at info.
 //
-// Each loose flag logs a warning. Errors are *StoreError or *FieldError.
+// Each loose flag logs a warning. Errors are *StoreError or *config.FieldError.
 func TLSConfig(ssl config.SSL, logger *slog.Logger) (*tls.Config, error) {
 	logger = orDiscard(logger)
 	cfg := &tls.Config{}
@@ -86,7 +72,7 @@ func setVersions(cfg *tls.Config, ssl config.SSL) error {
 	if ssl.Protocol != "" {
 		v, ok := tlsVersions[ssl.Protocol]
 		if !ok {
-			return &FieldError{"ssl.protocol", fmt.Errorf("unknown TLS version %q (want TLSv1.2 or TLSv1.3)", ssl.Protocol)}
+			return &config.FieldError{Path: "ssl.protocol", Err: fmt.Errorf("unknown TLS version %q (want TLSv1.2 or TLSv1.3)", ssl.Protocol)}
 		}
 		cfg.MinVersion = v
 	}
@@ -94,7 +80,7 @@ func setVersions(cfg *tls.Config, ssl config.SSL) error {
 	for i, name := range ssl.EnabledProtocols {
 		v, ok := tlsVersions[name]
 		if !ok {
-			return &FieldError{fmt.Sprintf("ssl.enabledProtocols[%d]", i), fmt.Errorf("unknown TLS version %q (want TLSv1.2 or TLSv1.3)", name)}
+			return &config.FieldError{Path: fmt.Sprintf("ssl.enabledProtocols[%d]", i), Err: fmt.Errorf("unknown TLS version %q (want TLSv1.2 or TLSv1.3)", name)}
 		}
 		lo, hi = minNonZero(lo, v), max(hi, v)
 	}
@@ -102,7 +88,7 @@ func setVersions(cfg *tls.Config, ssl config.SSL) error {
 		cfg.MinVersion, cfg.MaxVersion = max(cfg.MinVersion, lo), hi
 	}
 	if cfg.MaxVersion != 0 && cfg.MinVersion > cfg.MaxVersion {
-		return &FieldError{"ssl.enabledProtocols", fmt.Errorf("no version allowed by ssl.protocol %q", ssl.Protocol)}
+		return &config.FieldError{Path: "ssl.enabledProtocols", Err: fmt.Errorf("no version allowed by ssl.protocol %q", ssl.Protocol)}
 	}
 	return nil
 }
@@ -124,7 +110,7 @@ func setCipherSuites(cfg *tls.Config, names []string) error {
 	for i, name := range names {
 		id, ok := known[strings.TrimSpace(name)]
 		if !ok {
-			return &FieldError{fmt.Sprintf("ssl.enabledCipherSuites[%d]", i), fmt.Errorf("unknown cipher suite %q", name)}
+			return &config.FieldError{Path: fmt.Sprintf("ssl.enabledCipherSuites[%d]", i), Err: fmt.Errorf("unknown cipher suite %q", name)}
 		}
 		cfg.CipherSuites = append(cfg.CipherSuites, id)
 	}
@@ -237,7 +223,7 @@ func NewClient(wh *config.Webhook, logger *slog.Logger) (*http.Client, error) {
 		return nil, webhookErr(wh, err)
 	}
 	if err := checkProxy(wh.WS.Proxy); err != nil {
-		return nil, webhookErr(wh, &FieldError{Path: "proxy", Err: err})
+		return nil, webhookErr(wh, &config.FieldError{Path: "proxy", Err: err})
 	}
 	client := &http.Client{Transport: newTransport(wh, tlsCfg, logger)}
 	if !wh.WS.FollowRedirects {
@@ -305,7 +291,7 @@ func orDiscard(l *slog.Logger) *slog.Logger {
 // webhookErr wraps err once with the webhook's name, making a FieldError's
 // path absolute (`wsConfig` for TheHive 4 endpoints).
 func webhookErr(wh *config.Webhook, err error) error {
-	var fe *FieldError
+	var fe *config.FieldError
 	if errors.As(err, &fe) && wh.KeyPath != "" {
 		block := ".ws."
 		if strings.HasPrefix(wh.KeyPath, "notification.") {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -121,7 +120,7 @@ func connectTool(ctx context.Context, cfg *config.Config, log *slog.Logger) (*au
 		}
 		c.Close()
 	}
-	tlsConf, err := toolNATSTLS(nc.TLS, log)
+	tlsConf, err := relay.NATSTLS(nc.TLS, log)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -137,19 +136,6 @@ func connectTool(ctx context.Context, cfg *config.Config, log *slog.Logger) (*au
 		return nil, notReachable(nc, err)
 	}
 	return src, nil
-}
-
-// toolNATSTLS builds the client TLS of auditrelay.nats.tls as relay does,
-// nil when unset.
-func toolNATSTLS(t config.TLS, log *slog.Logger) (*tls.Config, error) {
-	if len(t.TrustManager.Stores) == 0 && len(t.KeyManager.Stores) == 0 {
-		return nil, nil
-	}
-	c, err := sink.TLSConfig(config.SSL{TrustManager: t.TrustManager, KeyManager: t.KeyManager, Protocol: "TLSv1.2"}, log)
-	if err != nil {
-		return nil, fmt.Errorf("auditrelay.nats.tls: %w", err)
-	}
-	return c, nil
 }
 
 func waitConnected(ctx context.Context, src *audit.Source) error {
