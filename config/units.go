@@ -83,6 +83,10 @@ func splitUnit(s string) (num, unit string) {
 
 // formatDuration writes d in the largest HOCON unit that divides it; days
 // only from a week, as 72h reads better than 3d.
+// FormatDuration writes d as a HOCON duration, in the largest unit that
+// divides it (30d, 10m, 500ms), as `check` shows durations.
+func FormatDuration(d time.Duration) string { return formatDuration(d) }
+
 func formatDuration(d time.Duration) string {
 	for _, u := range []struct {
 		d    time.Duration

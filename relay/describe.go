@@ -65,7 +65,7 @@ func (d *describer) nats(n *config.NATS) {
 		d.field("url", "%s", config.RedactURL(n.URL))
 	}
 	d.field("auth", "%s", natsAuthKind(&n.Auth))
-	d.field("stream", "%s on %q, maxAge %s", n.Stream.Name, n.Subject, n.Stream.MaxAge)
+	d.field("stream", "%s on %q, maxAge %s", n.Stream.Name, n.Subject, config.FormatDuration(n.Stream.MaxAge))
 	if len(n.TLS.TrustManager.Stores)+len(n.TLS.KeyManager.Stores) == 0 {
 		d.field("tls", "as the URL scheme says (tls:// trusts the system roots)")
 		return
