@@ -32,7 +32,7 @@ type env struct {
 	recvs []*counter
 }
 
-func newEnv(ctx context.Context, webhooks, entries int, useTLS bool) (*env, error) {
+func newEnv(ctx context.Context, webhooks, entries int, useTLS, h2 bool) (*env, error) {
 	dir, err := os.MkdirTemp("", "auditrelay-bench-run")
 	if err != nil {
 		return nil, err
@@ -54,7 +54,7 @@ func newEnv(ctx context.Context, webhooks, entries int, useTLS bool) (*env, erro
 		return nil, err
 	}
 	for range webhooks {
-		e.recvs = append(e.recvs, newCounter(entries, useTLS))
+		e.recvs = append(e.recvs, newCounter(entries, useTLS, h2))
 	}
 	return e, nil
 }
@@ -80,7 +80,7 @@ type counter struct {
 	latency []time.Duration
 }
 
-func newCounter(entries int, useTLS bool) *counter {
+func newCounter(entries int, useTLS, h2 bool) *counter {
 	c := &counter{seen: make([]atomic.Uint32, entries)}
 	c.Server = httptest.NewUnstartedServer(http.HandlerFunc(c.serve))
 	c.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -89,7 +89,7 @@ func newCounter(entries int, useTLS bool) *counter {
 		}
 	}
 	if useTLS {
-		c.EnableHTTP2 = true
+		c.EnableHTTP2 = h2
 		c.StartTLS()
 	} else {
 		c.Start()

@@ -32,7 +32,7 @@ type options struct {
 	entries, webhooks, runs int
 	rate                    int
 	steady                  time.Duration
-	tls                     bool
+	tls, h2                 bool
 	which                   string
 }
 
@@ -45,7 +45,8 @@ func runBench(args []string) int {
 	fs.IntVar(&o.rate, "rate", 1000, "entries/s of the latency test")
 	fs.DurationVar(&o.steady, "steady", 10*time.Second, "duration of the latency test")
 	fs.BoolVar(&o.tls, "tls", false, "HTTPS receivers (TLS 1.3) instead of plain HTTP")
-	fs.StringVar(&o.which, "only", "", "throughput | latency (default both)")
+	fs.BoolVar(&o.h2, "h2", false, "with -tls: the receivers offer HTTP/2")
+	fs.StringVar(&o.which, "only", "", "throughput | latency | startup (default: throughput and latency)")
 	_ = fs.Parse(args)
 	bins, err := build()
 	if err != nil {
@@ -62,6 +63,12 @@ func runBench(args []string) int {
 	}
 	if o.which == "" || o.which == "latency" {
 		if err := latencyTable(ctx, bins, o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+	}
+	if o.which == "startup" {
+		if err := startupTable(bins, o); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
 		}

@@ -27,7 +27,7 @@ type result struct {
 // throughput drains a backlog of o.entries with the consumer that start
 // makes, and measures it.
 func throughput(ctx context.Context, o options, start func(*env) (*proc, error)) (result, error) {
-	e, err := newEnv(ctx, o.webhooks, o.entries, o.tls)
+	e, err := newEnv(ctx, o.webhooks, o.entries, o.tls, o.h2)
 	if err != nil {
 		return result{}, err
 	}
@@ -58,7 +58,7 @@ func throughput(ctx context.Context, o options, start func(*env) (*proc, error))
 // latency publishes at o.rate for o.steady against a ready consumer.
 func latency(ctx context.Context, o options, start func(*env) (*proc, error)) (result, error) {
 	n := o.rate * int(o.steady.Seconds())
-	e, err := newEnv(ctx, o.webhooks, n, o.tls)
+	e, err := newEnv(ctx, o.webhooks, n, o.tls, o.h2)
 	if err != nil {
 		return result{}, err
 	}
@@ -208,7 +208,7 @@ func pick(rs []result, f func(result) float64) float64 {
 }
 
 func throughputTable(ctx context.Context, b binaries, o options) error {
-	fmt.Fprintf(os.Stderr, "throughput: %d entries × %d webhooks, %d runs (tls=%v)\n", o.entries, o.webhooks, o.runs, o.tls)
+	fmt.Fprintf(os.Stderr, "throughput: %d entries × %d webhooks, %d runs (tls=%v, h2=%v)\n", o.entries, o.webhooks, o.runs, o.tls, o.h2)
 	res, err := runs(ctx, b, o, throughput)
 	if err != nil {
 		return err
