@@ -39,6 +39,9 @@ type Feed struct {
 	mu      sync.Mutex   // guards it, replaced when a subscription is lost
 	pinned  bool         // a pinned-client consumer: pull with PriorityGroup
 	pin     atomic.Value // string: the pin id last received, see notePin
+	// gathered are the entries sorted at a takeover, handed out first;
+	// only next's caller touches them.
+	gathered []jetstream.Msg
 }
 
 // FeedOptions shape a webhook's consumer.
@@ -168,10 +171,25 @@ func (f *Feed) Next() (*Message, error) {
 // the client ended by itself (connection closed, consumer recreated) is
 // started again until the feed is drained or stopped.
 func (f *Feed) next() (jetstream.Msg, error) {
+	if msg := f.popGathered(); msg != nil {
+		return msg, nil
+	}
+	msg, err := f.receive()
+	if err != nil {
+		return nil, err
+	}
+	if f.notePin(msg) {
+		f.gathered = f.gatherTakeover(msg)
+		return f.popGathered(), nil
+	}
+	return msg, nil
+}
+
+// receive is next without the takeover: one message from the subscription.
+func (f *Feed) receive() (jetstream.Msg, error) {
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		msg, err := f.iter().Next()
 		if err == nil {
-			f.notePin(msg)
 			return msg, nil
 		}
 		if f.closing.Load() {

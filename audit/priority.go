@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -109,14 +111,18 @@ func policyName(p jetstream.PriorityPolicy) string {
 }
 
 // notePin records the pin id the server sent with msg: the server sets it
-// only on messages to the pinned client, so it is ours.
-func (f *Feed) notePin(msg jetstream.Msg) {
+// only on messages to the pinned client, so it is ours. It reports whether
+// the id is new: this replica has just been pinned.
+func (f *Feed) notePin(msg jetstream.Msg) bool {
 	if !f.pinned {
-		return
+		return false
 	}
-	if id := msg.Headers().Get(pinHeader); id != "" && id != f.pinID() {
-		f.pin.Store(id)
+	id := msg.Headers().Get(pinHeader)
+	if id == "" || id == f.pinID() {
+		return false
 	}
+	f.pin.Store(id)
+	return true
 }
 
 func (f *Feed) pinID() string {
@@ -143,4 +149,82 @@ func (f *Feed) Role(ctx context.Context) (Role, error) {
 		}
 	}
 	return RoleStandby, nil
+}
+
+// takeoverWait bounds how long a newly pinned replica waits for what
+// another client still holds; well inside AckWait, so nothing it gathered
+// meanwhile expires.
+const takeoverWait = AckWait / 2
+
+// gatherPoll is how long one read of a takeover waits for a message.
+const gatherPoll = 200 * time.Millisecond
+
+// gatherTakeover runs when this replica has just been pinned (first is its
+// first message). Entries another client got earlier may still be
+// unacknowledged: held by a replica that lost its pin (a consumer leader
+// change resets pins) and is finishing them, or by a dead one, coming back
+// to us as redeliveries in the order their ack deadlines expired, not in
+// stream order. So nothing is handed out until every unacknowledged entry
+// of the consumer is either acknowledged by its holder or here (or
+// takeoverWait passed); then what is here goes out in stream order. This
+// keeps per-key order across takeovers.
+func (f *Feed) gatherTakeover(first jetstream.Msg) []jetstream.Msg {
+	batch := []jetstream.Msg{first}
+	deadline := time.Now().Add(takeoverWait)
+	for {
+		batch = f.readAvailable(batch)
+		foreign, err := f.heldElsewhere(len(batch))
+		if err == nil && foreign == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			f.log.Warn("pinned: entries still held by another client; going on, per-key order may break for them",
+				"consumer", f.name, "held", foreign, "err", err)
+			break
+		}
+	}
+	slices.SortFunc(batch, func(a, b jetstream.Msg) int { return cmp.Compare(streamSeq(a), streamSeq(b)) })
+	batch = slices.CompactFunc(batch, func(a, b jetstream.Msg) bool { return streamSeq(a) == streamSeq(b) })
+	f.log.Info("pinned: this replica now delivers for the consumer", "consumer", f.name, "entries", len(batch))
+	return batch
+}
+
+// readAvailable appends what the subscription has, until none comes for
+// gatherPoll.
+func (f *Feed) readAvailable(batch []jetstream.Msg) []jetstream.Msg {
+	for {
+		msg, err := f.iter().Next(jetstream.NextMaxWait(gatherPoll))
+		if err != nil {
+			return batch
+		}
+		batch = append(batch, msg)
+	}
+}
+
+// heldElsewhere is how many of the consumer's unacknowledged entries are
+// not among the ones this replica holds (mine).
+func (f *Feed) heldElsewhere(mine int) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := f.cons.Info(ctx)
+	if err != nil {
+		return -1, err
+	}
+	return max(info.NumAckPending-mine, 0), nil
+}
+
+func (f *Feed) popGathered() jetstream.Msg {
+	if len(f.gathered) == 0 {
+		return nil
+	}
+	msg := f.gathered[0]
+	f.gathered = f.gathered[1:]
+	return msg
+}
+
+func streamSeq(msg jetstream.Msg) uint64 {
+	if md, err := msg.Metadata(); err == nil {
+		return md.Sequence.Stream
+	}
+	return 0
 }

@@ -3,6 +3,10 @@
 package natstest
 
 import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
@@ -52,4 +56,89 @@ func Connect(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.JetStream)
 		t.Fatalf("jetstream: %v", err)
 	}
 	return nc, js
+}
+
+// StartCluster starts n servers clustered over loopback routes, each with
+// JetStream in its own temporary directory, and waits until JetStream has
+// a meta leader. Servers are shut down when the test ends (a test may shut
+// one down earlier).
+func StartCluster(t testing.TB, n int) []*server.Server {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	routes := make([]*url.URL, n)
+	for i, p := range ports {
+		routes[i] = &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))}
+	}
+	srvs := make([]*server.Server, n)
+	for i := range srvs {
+		srvs[i] = startNode(t, i, ports[i], routes)
+	}
+	waitMetaLeader(t, srvs)
+	return srvs
+}
+
+func startNode(t testing.TB, i, clusterPort int, routes []*url.URL) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{
+		ServerName: fmt.Sprintf("n%d", i), Host: "127.0.0.1", Port: -1,
+		JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		Cluster: server.ClusterOpts{Name: "auditrelay-test", Host: "127.0.0.1", Port: clusterPort},
+		Routes:  routes,
+	})
+	if err != nil {
+		t.Fatalf("nats server %d: %v", i, err)
+	}
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("nats server %d did not start", i)
+	}
+	return srv
+}
+
+// waitMetaLeader waits until every server sees the whole cluster and
+// JetStream has elected a meta leader, so streams can be created.
+func waitMetaLeader(t testing.TB, srvs []*server.Server) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		ready := true
+		for _, s := range srvs {
+			if s.NumRoutes() < len(srvs)-1 || !s.JetStreamIsClustered() {
+				ready = false
+			}
+		}
+		for _, s := range srvs {
+			if ready && s.JetStreamIsLeader() {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("NATS cluster formed no JetStream meta leader within 20s")
+}
+
+// ClusterURLs are the client URLs of srvs, for a client's server list.
+func ClusterURLs(srvs []*server.Server) []string {
+	out := make([]string, len(srvs))
+	for i, s := range srvs {
+		out[i] = s.ClientURL()
+	}
+	return out
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
