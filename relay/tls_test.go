@@ -5,9 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -26,6 +23,7 @@ import (
 
 	"github.com/auditrelay/auditrelay/audit"
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/internal/proxytest"
 )
 
 // tlsStorePass is the password of every store in sink/testdata.
@@ -105,206 +103,15 @@ func testCA(t *testing.T) *x509.CertPool {
 	return pool
 }
 
-// proxyLog is what went through a recording proxy.
-type proxyLog struct {
-	mu   sync.Mutex
-	seen []string // "CONNECT 127.0.0.1:1234 Basic …" or "SOCKS 127.0.0.1:1234 bob"
-}
-
-func (p *proxyLog) add(s string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.seen = append(p.seen, s)
-}
-
-func (p *proxyLog) list() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.seen...)
-}
-
-// dialLoopback dials addr if it is a loopback address: the test proxies
-// reach nothing else.
-func dialLoopback(addr string) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return nil, errors.New("test proxy dials loopback only, not " + addr)
-	}
-	return net.DialTimeout("tcp", addr, 5*time.Second)
-}
-
-// splice copies both ways until one side closes, then closes both.
-func splice(client net.Conn, fromClient io.Reader, upstream net.Conn) {
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(upstream, fromClient); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(client, upstream); done <- struct{}{} }()
-	<-done
-	client.Close()
-	upstream.Close()
-	<-done
-}
-
-// connectProxy is an HTTP CONNECT proxy requiring Basic authentication.
-type connectProxy struct {
-	*httptest.Server
-	proxyLog
-	auth string // the Proxy-Authorization it accepts
-}
-
-func startConnectProxy(t *testing.T, user, password string) *connectProxy {
-	t.Helper()
-	p := &connectProxy{auth: "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))}
-	p.Server = httptest.NewServer(p)
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *connectProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodConnect || r.Header.Get("Proxy-Authorization") != p.auth {
-		w.Header().Set("Proxy-Authenticate", `Basic realm="test"`)
-		http.Error(w, "proxy authentication required", http.StatusProxyAuthRequired)
-		return
-	}
-	upstream, err := dialLoopback(r.Host)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	p.add("CONNECT " + r.Host)
-	w.WriteHeader(http.StatusOK)
-	conn, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		upstream.Close()
-		return
-	}
-	splice(conn, brw.Reader, upstream)
-}
-
 // hostPort splits a listener address for a HOCON proxy block.
 func hostPort(t *testing.T, addr string) (string, int) {
 	t.Helper()
-	host, port, err := net.SplitHostPort(strings.TrimPrefix(addr, "http://"))
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n, _ := strconv.Atoi(port)
 	return host, n
-}
-
-// socksProxy is a SOCKS5 proxy (RFC 1928 CONNECT) requiring
-// username/password authentication (RFC 1929).
-type socksProxy struct {
-	proxyLog
-	ln             net.Listener
-	user, password string
-	wg             sync.WaitGroup
-}
-
-func startSOCKSProxy(t *testing.T, user, password string) *socksProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &socksProxy{ln: ln, user: user, password: password}
-	p.wg.Go(p.serve)
-	t.Cleanup(func() {
-		ln.Close()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *socksProxy) serve() {
-	for {
-		conn, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.wg.Go(func() { p.handle(conn) })
-	}
-}
-
-func (p *socksProxy) handle(conn net.Conn) {
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(conn)
-	target, err := p.handshake(br, conn)
-	if err != nil {
-		return
-	}
-	upstream, err := dialLoopback(target)
-	if err != nil {
-		_, _ = conn.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0}) // connection refused
-		return
-	}
-	p.add("SOCKS " + target + " " + p.user)
-	_, _ = conn.Write([]byte{5, 0, 0, 1, 127, 0, 0, 1, 0, 0})
-	_ = conn.SetDeadline(time.Time{})
-	splice(conn, br, upstream)
-}
-
-// handshake authenticates the client and reads its CONNECT target. Only
-// the answers a client needs to go on are written; any deviation ends the
-// connection.
-func (p *socksProxy) handshake(br *bufio.Reader, conn net.Conn) (string, error) {
-	var head [2]byte
-	if _, err := io.ReadFull(br, head[:]); err != nil || head[0] != 5 {
-		return "", errors.New("not SOCKS5")
-	}
-	if _, err := br.Discard(int(head[1])); err != nil {
-		return "", err
-	}
-	_, _ = conn.Write([]byte{5, 2}) // username/password
-	var ver [1]byte
-	if _, err := io.ReadFull(br, ver[:]); err != nil || ver[0] != 1 {
-		return "", errors.New("bad auth version")
-	}
-	user, password := readSOCKSString(br), readSOCKSString(br)
-	if user != p.user || password != p.password {
-		_, _ = conn.Write([]byte{1, 1})
-		return "", errors.New("bad credentials")
-	}
-	_, _ = conn.Write([]byte{1, 0})
-	return readSOCKSTarget(br)
-}
-
-func readSOCKSString(br *bufio.Reader) string {
-	n, err := br.ReadByte()
-	if err != nil {
-		return ""
-	}
-	b := make([]byte, n)
-	_, _ = io.ReadFull(br, b)
-	return string(b)
-}
-
-func readSOCKSTarget(br *bufio.Reader) (string, error) {
-	var head [4]byte
-	if _, err := io.ReadFull(br, head[:]); err != nil || head[1] != 1 {
-		return "", errors.New("not a CONNECT")
-	}
-	var host string
-	switch head[3] {
-	case 1, 4:
-		ip := make([]byte, 4+12*int(head[3]/4))
-		if _, err := io.ReadFull(br, ip); err != nil {
-			return "", err
-		}
-		host = net.IP(ip).String()
-	case 3:
-		host = readSOCKSString(br)
-	default:
-		return "", errors.New("bad address type")
-	}
-	var port [2]byte
-	if _, err := io.ReadFull(br, port[:]); err != nil {
-		return "", err
-	}
-	return net.JoinHostPort(host, strconv.Itoa(int(binary.BigEndian.Uint16(port[:])))), nil
 }
 
 // metricValue reads one series from GET /metrics on the admin listener:
@@ -363,14 +170,14 @@ func TestTrustStoresClientCertAndProxiesEndToEnd(t *testing.T) {
 	srv, js := natsServer(t)
 	rc, _ := newTLSReceiver(t, false)
 	mrc, cns := newTLSReceiver(t, true)
-	httpP := startConnectProxy(t, "alice", "pr0xy-pa55")
-	socksP := startSOCKSProxy(t, "bob", "s0cks-pa55")
+	httpP := proxytest.StartHTTP(t, proxytest.Options{User: "alice", Password: "pr0xy-pa55"})
+	socksP := proxytest.StartSOCKS5(t, proxytest.Options{User: "bob", Password: "s0cks-pa55"})
 	caPEM, err := os.ReadFile(tlsTestdata(t, "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hh, hp := hostPort(t, httpP.URL)
-	sh, sp := hostPort(t, socksP.ln.Addr().String())
+	hh, hp := hostPort(t, httpP.Addr())
+	sh, sp := hostPort(t, socksP.Addr())
 	cfg := parseConfig(t, testConfig(srv, fmt.Sprintf(`
 webhooks {
   jks { url = "%[1]s/jks", ws { ssl { trustManager { stores = [ %[3]s ] } } } }
@@ -429,16 +236,25 @@ webhooks {
 	checkWrongStoreDeadLettered(t, s, js, want, rc)
 }
 
-func checkProxiesAndClientCert(t *testing.T, httpP *connectProxy, socksP *socksProxy, cns *clientCNs, target string) {
+// checkProxiesAndClientCert: each proxy tunnelled, with its credentials,
+// to the receiver and nowhere else; the mutual TLS receiver saw client.p12.
+func checkProxiesAndClientCert(t *testing.T, httpP *proxytest.HTTP, socksP *proxytest.SOCKS5, cns *clientCNs, target string) {
 	t.Helper()
 	hostport := strings.TrimPrefix(target, "https://")
-	for name, seen := range map[string][]string{"CONNECT": httpP.list(), "SOCKS5": socksP.list()} {
-		if len(seen) == 0 {
-			t.Errorf("%s proxy saw no traffic", name)
+	for _, p := range []struct {
+		name string
+		seen []proxytest.Request
+		want proxytest.Request
+	}{
+		{"CONNECT", httpP.Requests(), proxytest.Request{Method: "CONNECT", Target: hostport, Auth: proxytest.BasicAuth("alice", "pr0xy-pa55")}},
+		{"SOCKS5", socksP.Requests(), proxytest.Request{Method: "CONNECT", Target: hostport, Auth: "bob:s0cks-pa55"}},
+	} {
+		if len(p.seen) == 0 {
+			t.Errorf("%s proxy saw no traffic", p.name)
 		}
-		for _, s := range seen {
-			if s != "CONNECT "+hostport && s != "SOCKS "+hostport+" bob" {
-				t.Errorf("%s proxy saw %q, want only the receiver %s", name, s, hostport)
+		for _, r := range p.seen {
+			if r != p.want {
+				t.Errorf("%s proxy saw %+v, want only %+v", p.name, r, p.want)
 			}
 		}
 	}
@@ -493,8 +309,8 @@ func TestWSLayeringTrustAndProxyInherited(t *testing.T) {
 	srv, js := natsServer(t)
 	rc, _ := newTLSReceiver(t, false)
 	crc, _ := newTLSReceiver(t, false) // c's own, so its tunnel is told apart
-	proxy := startConnectProxy(t, "alice", "pr0xy-pa55")
-	host, port := hostPort(t, proxy.URL)
+	proxy := proxytest.StartHTTP(t, proxytest.Options{User: "alice", Password: "pr0xy-pa55"})
+	host, port := hostPort(t, proxy.Addr())
 	cfg := parseConfig(t, testConfig(srv, fmt.Sprintf(`
 play.ws {
   useragent = "play/1"
@@ -528,16 +344,19 @@ webhooks {
 		t.Errorf("c: %v tls attempts, want %d", n, len(want))
 	}
 	// c's handshake failed inside the inherited proxy's tunnel, not around it.
-	checkTunnels(t, proxy.list(), rc.URL, crc.URL)
+	checkTunnels(t, proxy.Requests(), proxytest.BasicAuth("alice", "pr0xy-pa55"), rc.URL, crc.URL)
 }
 
-// checkTunnels checks that the proxy tunnelled to every one of targets and
-// to nothing else.
-func checkTunnels(t *testing.T, seen []string, targets ...string) {
+// checkTunnels checks that the proxy tunnelled, always with the
+// Proxy-Authorization auth, to every one of targets and to nothing else.
+func checkTunnels(t *testing.T, seen []proxytest.Request, auth string, targets ...string) {
 	t.Helper()
 	count := map[string]int{}
-	for _, s := range seen {
-		count[s]++
+	for _, r := range seen {
+		if r.Auth != auth {
+			t.Errorf("proxy got %s %s with Proxy-Authorization %q, want %q", r.Method, r.Target, r.Auth, auth)
+		}
+		count[r.Method+" "+r.Target]++
 	}
 	for _, target := range targets {
 		c := "CONNECT " + strings.TrimPrefix(target, "https://")

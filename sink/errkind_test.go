@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/internal/proxytest"
 )
 
 func closedPort(t *testing.T) string {
@@ -31,10 +32,14 @@ func TestErrorKind(t *testing.T) {
 		requireClientCert(t)(s)
 		s.TLS.MaxVersion = 0x0303
 	})
-	authProxy := startHTTPProxy(t, "alice", "right", nil)
-	denyProxy := startHTTPProxy(t, "", "", nil)
-	denyProxy.deny = hostOf(good.URL)
-	socks := startSOCKSProxy(t, "carol", "right")
+	authProxy := proxytest.StartHTTP(t, proxytest.Options{User: "alice", Password: "right"})
+	denyProxy := proxytest.StartHTTP(t, proxytest.Options{Route: func(hostport string) string {
+		if hostport == hostOf(good.URL) {
+			return "" // 403
+		}
+		return hostport
+	}})
+	socks := proxytest.StartSOCKS5(t, proxytest.Options{User: "carol", Password: "right"})
 	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
@@ -55,9 +60,9 @@ func TestErrorKind(t *testing.T) {
 		{"host name mismatch", wrongHost.URL, "ca.pem", config.Proxy{}, 0, KindTLS},
 		{"client certificate required, TLS 1.3", mtls13.URL, "ca.pem", config.Proxy{}, 0, KindTLS},
 		{"client certificate required, TLS 1.2", mtls12.URL, "ca.pem", config.Proxy{}, 0, KindTLS},
-		{"proxy 407", good.URL, "ca.pem", proxyBlock(t, hostOf(authProxy.URL), "http", "alice", "wrong"), 0, KindProxy},
-		{"proxy 403", good.URL, "ca.pem", proxyBlock(t, hostOf(denyProxy.URL), "http", "", ""), 0, KindProxy},
-		{"SOCKS5 refuses auth", good.URL, "ca.pem", proxyBlock(t, socks.addr(), "socks5", "carol", "wrong"), 0, KindProxy},
+		{"proxy 407", good.URL, "ca.pem", proxyBlock(t, authProxy.Addr(), "http", "alice", "wrong"), 0, KindProxy},
+		{"proxy 403", good.URL, "ca.pem", proxyBlock(t, denyProxy.Addr(), "http", "", ""), 0, KindProxy},
+		{"SOCKS5 refuses auth", good.URL, "ca.pem", proxyBlock(t, socks.Addr(), "socks5", "carol", "wrong"), 0, KindProxy},
 		{"proxy unreachable", good.URL, "ca.pem", proxyBlock(t, closedPort(t), "http", "", ""), 0, KindProxy},
 		{"connection refused", "https://" + closedPort(t) + "/", "ca.pem", config.Proxy{}, 0, KindConnect},
 		{"server never answers", silent.URL, "ca.pem", config.Proxy{}, 200 * time.Millisecond, KindTimeout},

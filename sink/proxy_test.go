@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"encoding/base64"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/internal/proxytest"
 )
 
 func proxyBlock(t *testing.T, addr, protocol, user, password string) config.Proxy {
@@ -23,10 +23,6 @@ func proxyBlock(t *testing.T, addr, protocol, user, password string) config.Prox
 	return config.Proxy{Host: host, Port: p, Protocol: protocol, User: user, Password: config.Secret(password)}
 }
 
-func basic(user, password string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
-}
-
 func hostOf(rawURL string) string {
 	u, _ := url.Parse(rawURL)
 	return u.Host
@@ -34,16 +30,16 @@ func hostOf(rawURL string) string {
 
 func TestHTTPProxyCONNECTWithBasicAuth(t *testing.T) {
 	srv := startTLSServer(t, "server", nil)
-	proxy := startHTTPProxy(t, "alice", "s3cret", nil)
+	proxy := proxytest.StartHTTP(t, proxytest.Options{User: "alice", Password: "s3cret"})
 	wh := testWebhook(srv.URL)
 	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
-	wh.WS.Proxy = proxyBlock(t, hostOf(proxy.URL), "http", "alice", "s3cret")
+	wh.WS.Proxy = proxyBlock(t, proxy.Addr(), "http", "alice", "s3cret")
 	if _, _, err := get(t, wh); err != nil {
 		t.Fatal(err)
 	}
-	entries, auth := proxy.snapshot()
-	if len(entries) != 1 || entries[0] != "CONNECT "+hostOf(srv.URL) || auth[0] != basic("alice", "s3cret") {
-		t.Fatalf("proxy saw %q with %q", entries, auth)
+	want := proxytest.Request{Method: "CONNECT", Target: hostOf(srv.URL), Auth: proxytest.BasicAuth("alice", "s3cret")}
+	if got := proxy.Requests(); len(got) != 1 || got[0] != want {
+		t.Fatalf("proxy saw %+v, want [%+v]", got, want)
 	}
 }
 
@@ -52,16 +48,16 @@ func TestHTTPProxyForwardsPlainHTTP(t *testing.T) {
 		w.Write([]byte("plain"))
 	}))
 	t.Cleanup(srv.Close)
-	proxy := startHTTPProxy(t, "alice", "s3cret", nil)
+	proxy := proxytest.StartHTTP(t, proxytest.Options{User: "alice", Password: "s3cret"})
 	wh := testWebhook(srv.URL + "/hook")
-	wh.WS.Proxy = proxyBlock(t, hostOf(proxy.URL), "http", "alice", "s3cret")
+	wh.WS.Proxy = proxyBlock(t, proxy.Addr(), "http", "alice", "s3cret")
 	body, _, err := get(t, wh)
 	if err != nil || body != "plain" {
 		t.Fatalf("got %q, %v", body, err)
 	}
-	entries, auth := proxy.snapshot()
-	if len(entries) != 1 || entries[0] != "GET "+srv.URL+"/hook" || auth[0] != basic("alice", "s3cret") {
-		t.Fatalf("proxy saw %q with %q", entries, auth)
+	want := proxytest.Request{Method: "GET", Target: srv.URL + "/hook", Auth: proxytest.BasicAuth("alice", "s3cret")}
+	if got := proxy.Requests(); len(got) != 1 || got[0] != want {
+		t.Fatalf("proxy saw %+v, want [%+v]", got, want)
 	}
 }
 
@@ -74,7 +70,7 @@ func TestHTTPSProxyVerifiedWithWebhookTrustStores(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	cert := serverCert(t, "server")
-	proxy := startHTTPProxy(t, "", "", &cert)
+	proxy := proxytest.StartHTTP(t, proxytest.Options{TLS: &cert})
 	for _, tt := range []struct {
 		trust string
 		ok    bool
@@ -82,7 +78,7 @@ func TestHTTPSProxyVerifiedWithWebhookTrustStores(t *testing.T) {
 		t.Run(tt.trust, func(t *testing.T) {
 			wh := testWebhook(srv.URL)
 			wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", tt.trust)
-			wh.WS.Proxy = proxyBlock(t, hostOf(proxy.URL), "https", "", "")
+			wh.WS.Proxy = proxyBlock(t, proxy.Addr(), "https", "", "")
 			body, _, err := get(t, wh)
 			if tt.ok && (err != nil || body != "behind https proxy") {
 				t.Fatalf("got %q, %v", body, err)
@@ -92,46 +88,46 @@ func TestHTTPSProxyVerifiedWithWebhookTrustStores(t *testing.T) {
 			}
 		})
 	}
-	if entries, _ := proxy.snapshot(); len(entries) != 1 {
-		t.Errorf("proxy forwarded %q, want exactly the trusted request", entries)
+	if got := proxy.Requests(); len(got) != 1 {
+		t.Errorf("proxy forwarded %+v, want exactly the trusted request", got)
 	}
 }
 
 func TestHTTPSProxyTunnelsHTTPS(t *testing.T) {
 	srv := startTLSServer(t, "server", requireClientCert(t))
 	cert := serverCert(t, "server")
-	proxy := startHTTPProxy(t, "bob", "pw", &cert)
+	proxy := proxytest.StartHTTP(t, proxytest.Options{User: "bob", Password: "pw", TLS: &cert})
 	wh := testWebhook(srv.URL)
 	wh.WS.SSL.TrustManager.Stores = trustStore(t, "JKS", "truststore.jks")
 	wh.WS.SSL.KeyManager.Stores = []config.Store{keyStore(t, "PKCS12", "client.p12")}
-	wh.WS.Proxy = proxyBlock(t, hostOf(proxy.URL), "https", "bob", "pw")
+	wh.WS.Proxy = proxyBlock(t, proxy.Addr(), "https", "bob", "pw")
 	body, _, err := get(t, wh)
 	if err != nil || body != "auditrelay test client" {
 		t.Fatalf("got %q, %v", body, err)
 	}
-	if entries, auth := proxy.snapshot(); len(entries) != 1 || !strings.HasPrefix(entries[0], "CONNECT ") || auth[0] != basic("bob", "pw") {
-		t.Fatalf("proxy saw %q with %q", entries, auth)
+	if got := proxy.Requests(); len(got) != 1 || got[0].Method != "CONNECT" || got[0].Auth != proxytest.BasicAuth("bob", "pw") {
+		t.Fatalf("proxy saw %+v", got)
 	}
 }
 
 func TestSOCKS5ProxyWithUserPassword(t *testing.T) {
 	srv := startTLSServer(t, "server", nil)
-	proxy := startSOCKSProxy(t, "carol", "pw5")
+	proxy := proxytest.StartSOCKS5(t, proxytest.Options{User: "carol", Password: "pw5"})
 	wh := testWebhook(srv.URL)
 	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
-	wh.WS.Proxy = proxyBlock(t, proxy.addr(), "socks5", "carol", "pw5")
+	wh.WS.Proxy = proxyBlock(t, proxy.Addr(), "socks5", "carol", "pw5")
 	if _, _, err := get(t, wh); err != nil {
 		t.Fatal(err)
 	}
-	entries, auth := proxy.snapshot()
-	if len(entries) != 1 || entries[0] != "SOCKS "+hostOf(srv.URL) || auth[0] != "carol:pw5" {
-		t.Fatalf("proxy saw %q with %q", entries, auth)
+	want := proxytest.Request{Method: "CONNECT", Target: hostOf(srv.URL), Auth: "carol:pw5"}
+	if got := proxy.Requests(); len(got) != 1 || got[0] != want {
+		t.Fatalf("proxy saw %+v, want [%+v]", got, want)
 	}
 }
 
 func TestNonProxyHostsReachedDirectly(t *testing.T) {
 	srv := startTLSServer(t, "server", nil)
-	proxy := startHTTPProxy(t, "", "", nil)
+	proxy := proxytest.StartHTTP(t, proxytest.Options{})
 	for _, pattern := range []string{"127.0.0.1", "127.0.*", "LOCALHOST"} {
 		t.Run(pattern, func(t *testing.T) {
 			url := srv.URL
@@ -140,15 +136,15 @@ func TestNonProxyHostsReachedDirectly(t *testing.T) {
 			}
 			wh := testWebhook(url)
 			wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
-			wh.WS.Proxy = proxyBlock(t, hostOf(proxy.URL), "http", "", "")
+			wh.WS.Proxy = proxyBlock(t, proxy.Addr(), "http", "", "")
 			wh.WS.Proxy.NonProxyHosts = []string{"*.example.org", pattern}
 			if _, _, err := get(t, wh); err != nil {
 				t.Fatal(err)
 			}
 		})
 	}
-	if entries, _ := proxy.snapshot(); len(entries) != 0 {
-		t.Errorf("proxy saw %q, want nothing", entries)
+	if got := proxy.Requests(); len(got) != 0 {
+		t.Errorf("proxy saw %+v, want nothing", got)
 	}
 }
 
@@ -165,12 +161,23 @@ func TestBypass(t *testing.T) {
 	}
 }
 
+// siemTestToLoopback is the Route of a test proxy that sends siem.test (and
+// localhost) to 127.0.0.1: env-proxy tests need a real-looking name, as
+// httpproxy never proxies localhost or loopback targets.
+func siemTestToLoopback(hostport string) string {
+	host, port, err := net.SplitHostPort(hostport)
+	if err == nil && (host == "siem.test" || host == "localhost") {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return hostport
+}
+
 // TestProxyFromEnvironment uses siem.test, which the test proxy maps to the
 // loopback server: httpproxy never proxies localhost or loopback targets.
 func TestProxyFromEnvironment(t *testing.T) {
 	srv := startTLSServer(t, "server", nil)
-	proxy := startHTTPProxy(t, "", "", nil)
-	t.Setenv("HTTPS_PROXY", proxy.URL)
+	proxy := proxytest.StartHTTP(t, proxytest.Options{Route: siemTestToLoopback})
+	t.Setenv("HTTPS_PROXY", proxy.URL())
 	t.Setenv("HTTP_PROXY", "")
 	t.Setenv("NO_PROXY", "*.example.org,intranet")
 	_, port, _ := net.SplitHostPort(hostOf(srv.URL))
@@ -181,8 +188,9 @@ func TestProxyFromEnvironment(t *testing.T) {
 	if _, _, err := get(t, wh); err != nil {
 		t.Fatal(err)
 	}
-	if entries, _ := proxy.snapshot(); len(entries) != 1 || entries[0] != "CONNECT siem.test:"+port {
-		t.Fatalf("proxy saw %q", entries)
+	want := proxytest.Request{Method: "CONNECT", Target: "siem.test:" + port}
+	if got := proxy.Requests(); len(got) != 1 || got[0] != want {
+		t.Fatalf("proxy saw %+v, want [%+v]", got, want)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/internal/proxytest"
 )
 
 const testServerSubject = "CN=auditrelay test server,O=auditrelay tests"
@@ -147,15 +148,17 @@ func TestSendTestFreshObjectIDs(t *testing.T) {
 // credentials, and really used.
 func TestSendTestThroughProxies(t *testing.T) {
 	srv, _ := startHookServer(t, http.StatusOK, nil)
-	httpP := startHTTPProxy(t, "alice", "pr0xy-pass", nil)
-	socksP := startSOCKSProxy(t, "bob", "s0cks-pass")
+	httpP := proxytest.StartHTTP(t, proxytest.Options{User: "alice", Password: "pr0xy-pass"})
+	socksP := proxytest.StartSOCKS5(t, proxytest.Options{User: "bob", Password: "s0cks-pass"})
 	for _, tc := range []struct {
 		protocol, addr, user, password string
-		rec                            *record
-		want                           string
+		seen                           func() []proxytest.Request
+		want                           proxytest.Request
 	}{
-		{"http", hostOf(httpP.URL), "alice", "pr0xy-pass", &httpP.record, "CONNECT " + hostOf(srv.URL)},
-		{"socks5", socksP.addr(), "bob", "s0cks-pass", &socksP.record, "SOCKS " + hostOf(srv.URL)},
+		{"http", httpP.Addr(), "alice", "pr0xy-pass", httpP.Requests,
+			proxytest.Request{Method: "CONNECT", Target: hostOf(srv.URL), Auth: proxytest.BasicAuth("alice", "pr0xy-pass")}},
+		{"socks5", socksP.Addr(), "bob", "s0cks-pass", socksP.Requests,
+			proxytest.Request{Method: "CONNECT", Target: hostOf(srv.URL), Auth: "bob:s0cks-pass"}},
 	} {
 		t.Run(tc.protocol, func(t *testing.T) {
 			wh := testWebhook(srv.URL)
@@ -168,8 +171,8 @@ func TestSendTestThroughProxies(t *testing.T) {
 			if want := tc.protocol + "://" + tc.addr; res.Proxy != want {
 				t.Errorf("Proxy = %q, want %q", res.Proxy, want)
 			}
-			if entries, _ := tc.rec.snapshot(); len(entries) != 1 || entries[0] != tc.want {
-				t.Errorf("proxy saw %q, want [%q]", entries, tc.want)
+			if got := tc.seen(); len(got) != 1 || got[0] != tc.want {
+				t.Errorf("proxy saw %+v, want [%+v]", got, tc.want)
 			}
 			if s := fmt.Sprintf("%+v", res); strings.Contains(s, tc.password) {
 				t.Errorf("result shows the proxy password: %s", s)

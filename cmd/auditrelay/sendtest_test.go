@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/auditrelay/auditrelay/internal/proxytest"
 )
 
 const serverSubject = "CN=auditrelay test server,O=auditrelay tests"
@@ -60,8 +62,8 @@ func TestSendTestTLS(t *testing.T) {
 // and the test really went through it.
 func TestSendTestThroughProxy(t *testing.T) {
 	srv := startHookTLS(t)
-	proxy := startConnectProxy(t, "alice", "pr0xy-pa55")
-	addr := strings.TrimPrefix(proxy.URL, "http://")
+	proxy := proxytest.StartHTTP(t, proxytest.Options{User: "alice", Password: "pr0xy-pa55"})
+	addr := proxy.Addr()
 	host, port, _ := strings.Cut(addr, ":")
 	conf := sendTestConf(t, fmt.Sprintf(`siem { url = "%s/hook", ws {
   %s
@@ -72,8 +74,9 @@ func TestSendTestThroughProxy(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 	}
 	wantLines(t, stdout, "  status   200 OK", "  proxy    http://"+addr, "  tls      TLS 1.3, peer "+serverSubject)
-	if got, want := proxy.connects(), "CONNECT "+strings.TrimPrefix(srv.URL, "https://"); len(got) != 1 || got[0] != want {
-		t.Errorf("proxy saw %q, want [%q]", got, want)
+	want := proxytest.Request{Method: "CONNECT", Target: strings.TrimPrefix(srv.URL, "https://"), Auth: proxytest.BasicAuth("alice", "pr0xy-pa55")}
+	if got := proxy.Requests(); len(got) != 1 || got[0] != want {
+		t.Errorf("proxy saw %+v, want [%+v]", got, want)
 	}
 	if strings.Contains(stdout+stderr, "pr0xy-pa55") {
 		t.Errorf("output shows the proxy password:\n%s%s", stdout, stderr)

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -89,59 +87,6 @@ func (h *hookServer) got() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]string(nil), h.bodies...)
-}
-
-// connectProxy is an HTTP proxy that tunnels CONNECT to loopback
-// addresses only, with Basic authentication, recording each CONNECT.
-type connectProxy struct {
-	*httptest.Server
-	user, password string
-	mu             sync.Mutex
-	seen           []string // "CONNECT host:port"
-}
-
-func startConnectProxy(t *testing.T, user, password string) *connectProxy {
-	t.Helper()
-	p := &connectProxy{user: user, password: password}
-	p.Server = httptest.NewServer(p)
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *connectProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	want := "Basic " + base64.StdEncoding.EncodeToString([]byte(p.user+":"+p.password))
-	if r.Method != http.MethodConnect || r.Header.Get("Proxy-Authorization") != want {
-		http.Error(w, "proxy authentication required", http.StatusProxyAuthRequired)
-		return
-	}
-	host, _, _ := net.SplitHostPort(r.Host)
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		http.Error(w, "loopback only", http.StatusForbidden)
-		return
-	}
-	p.mu.Lock()
-	p.seen = append(p.seen, "CONNECT "+r.Host)
-	p.mu.Unlock()
-	upstream, err := net.DialTimeout("tcp", r.Host, 5*time.Second)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-	conn, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		upstream.Close()
-		return
-	}
-	go func() { _, _ = io.Copy(upstream, brw); upstream.Close() }()
-	_, _ = io.Copy(conn, upstream)
-	conn.Close()
-}
-
-func (p *connectProxy) connects() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.seen...)
 }
 
 // TestStoreProblemsExit2 (SPEC §2.1): a store that cannot be read is a
