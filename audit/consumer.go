@@ -42,6 +42,7 @@ type Feed struct {
 	// gathered are the entries sorted at a takeover, handed out first;
 	// only next's caller touches them.
 	gathered []jetstream.Msg
+	unpin    func(context.Context) error // see Release
 }
 
 // FeedOptions shape a webhook's consumer.
@@ -78,7 +79,7 @@ func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer i
 		return nil, err
 	}
 	f := &Feed{name: cc.Durable, cons: cons, buffer: min(buffer, 256), max: s.cfg.MaxEntryBytes, log: s.log, cache: &s.cache}
-	f.pinned = isPinned(cons.CachedInfo().Config)
+	f.pinned, f.unpin = isPinned(cons.CachedInfo().Config), s.unpinner(cc.Durable)
 	if isPinned(cc) && !f.pinned {
 		s.log.Warn("NATS server ignored the pinned priority group: plain consumer; replicas would not keep order", "consumer", cc.Durable)
 	}

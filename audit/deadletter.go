@@ -109,6 +109,9 @@ func (in *Intake) Run(ctx context.Context, c IntakeCounters) error {
 	}
 }
 
+// Release hands the intake's pin over on a clean stop.
+func (in *Intake) Release() { in.feed.Release() }
+
 // Role is this replica's role for the intake consumer.
 func (in *Intake) Role(ctx context.Context) (Role, error) { return in.feed.Role(ctx) }
 

@@ -228,3 +228,32 @@ func streamSeq(msg jetstream.Msg) uint64 {
 	}
 	return 0
 }
+
+// Release hands the pin over when this replica stops cleanly (its work
+// done or handed back), so that another replica, or this one restarted,
+// delivers at once instead of after PinnedTTL. A feed that is not pinned,
+// or not the pinned client, has nothing to release.
+func (f *Feed) Release() {
+	if !f.pinned || f.unpin == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if role, err := f.Role(ctx); err != nil || role != RoleActive {
+		return
+	}
+	if err := f.unpin(ctx); err != nil {
+		f.log.Warn("pin not released; another replica takes over after PinnedTTL", "consumer", f.name, "err", err)
+	}
+}
+
+// unpinner unpins durable's priority group on the audit stream.
+func (s *Source) unpinner(durable string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		st, err := s.js.Stream(ctx, s.cfg.Stream.Name)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", s.cfg.Stream.Name, err)
+		}
+		return st.UnpinConsumer(ctx, durable, PriorityGroup)
+	}
+}

@@ -249,6 +249,7 @@ func (r *Relay) start(parent context.Context, rw *running) {
 		rw.feed = feed
 		rw.mu.Unlock()
 		_ = rw.wh.Run(ctx, feed)
+		feed.Release() // work done or handed back: another replica may start at once
 	})
 }
 
@@ -282,6 +283,7 @@ func (r *Relay) runIntake(ctx context.Context, src *audit.Source) {
 			r.intake.Store(in)
 			r.metrics.intakeBound.Store(true)
 			_ = in.Run(ctx, r.metrics)
+			in.Release()
 			return
 		}
 		r.log.Warn("intake consumer not bound; retrying", "err", err, "retryIn", wait)
