@@ -170,6 +170,9 @@ const gatherPoll = 200 * time.Millisecond
 // keeps per-key order across takeovers.
 func (f *Feed) gatherTakeover(first jetstream.Msg) []jetstream.Msg {
 	batch := []jetstream.Msg{first}
+	if f.nothingOutstanding(first) {
+		return batch
+	}
 	deadline := time.Now().Add(takeoverWait)
 	for {
 		batch = f.readAvailable(batch)
@@ -187,6 +190,22 @@ func (f *Feed) gatherTakeover(first jetstream.Msg) []jetstream.Msg {
 	batch = slices.CompactFunc(batch, func(a, b jetstream.Msg) bool { return streamSeq(a) == streamSeq(b) })
 	f.log.Info("pinned: this replica now delivers for the consumer", "consumer", f.name, "entries", len(batch))
 	return batch
+}
+
+// nothingOutstanding reports whether no client can hold an entry older than
+// first: first is delivered for the first time and sits right after the
+// consumer's ack floor, so every earlier entry is acknowledged and no later
+// one was delivered before it (first deliveries go in stream order). This
+// is a fresh start or a clean handover, and there is nothing to wait for.
+func (f *Feed) nothingOutstanding(first jetstream.Msg) bool {
+	md, err := first.Metadata()
+	if err != nil || md.NumDelivered != 1 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := f.cons.Info(ctx)
+	return err == nil && md.Sequence.Stream == info.AckFloor.Stream+1
 }
 
 // readAvailable appends what the subscription has, until none comes for

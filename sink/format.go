@@ -67,7 +67,8 @@ func (e *Encoder) ContentEncoding() string {
 
 // Body appends to dst the request body for msgs and returns it, so the
 // caller can reuse one buffer per worker. Without batching msgs holds
-// exactly one message.
+// exactly one message. With a nil dst, a single audit entry's body is its
+// Raw itself, not a copy: the caller must not write to it.
 //
 // For format audit each entry is its Raw bytes exactly as published: never
 // re-encoded and never trimmed, so a trailing newline an application put
@@ -80,6 +81,11 @@ func (e *Encoder) Body(dst []byte, msgs []*audit.Message) ([]byte, error) {
 	}
 	if e.gzip {
 		return appendGzip(dst, e, msgs)
+	}
+	if dst == nil && e.format == bodyAudit && !e.batch {
+		// The entry as published is the body: no copy. Raw is never
+		// written to, and a caller passing no buffer asks for no copy.
+		return msgs[0].Entry.Raw, nil
 	}
 	return e.appendPlain(dst, msgs), nil
 }

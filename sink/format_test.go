@@ -478,3 +478,21 @@ func BenchmarkEncoderBodyGzipUnpooled(b *testing.B) {
 		out = gzipUnpooled(plain, out[:0], msgs)
 	}
 }
+
+// TestBodyOfOneAuditEntryIsItsBytes: with no buffer, a single audit entry
+// is sent as the very slice it arrived in, not a copy.
+func TestBodyOfOneAuditEntryIsItsBytes(t *testing.T) {
+	wh := config.DefaultWebhook()
+	enc, err := NewEncoder(&wh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte(`{"operation":"Creation","objectType":"case","objectId":"c1"}`)
+	body, err := enc.Body(nil, []*audit.Message{{Entry: audit.Entry{Raw: raw}, Seq: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(body) != len(raw) || &body[0] != &raw[0] {
+		t.Error("the body is a copy of the entry")
+	}
+}
