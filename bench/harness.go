@@ -75,6 +75,7 @@ type counter struct {
 	*httptest.Server
 	seen    []atomic.Uint32
 	total   atomic.Int64
+	failing atomic.Bool // answer 503: the endpoint is down
 	conns   atomic.Int64
 	mu      sync.Mutex
 	latency []time.Duration
@@ -103,6 +104,10 @@ var (
 )
 
 func (c *counter) serve(w http.ResponseWriter, r *http.Request) {
+	if c.failing.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(r.Body)
 	now := time.Now().UnixNano()

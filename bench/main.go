@@ -46,7 +46,7 @@ func runBench(args []string) int {
 	fs.DurationVar(&o.steady, "steady", 10*time.Second, "duration of the latency test")
 	fs.BoolVar(&o.tls, "tls", false, "HTTPS receivers (TLS 1.3) instead of plain HTTP")
 	fs.BoolVar(&o.h2, "h2", false, "with -tls: the receivers offer HTTP/2")
-	fs.StringVar(&o.which, "only", "", "throughput | latency | startup (default: throughput and latency)")
+	fs.StringVar(&o.which, "only", "", "throughput | latency | startup | down (default: throughput and latency)")
 	_ = fs.Parse(args)
 	bins, err := build()
 	if err != nil {
@@ -63,6 +63,12 @@ func runBench(args []string) int {
 	}
 	if o.which == "" || o.which == "latency" {
 		if err := latencyTable(ctx, bins, o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+	}
+	if o.which == "down" {
+		if err := downTable(ctx, bins, o); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
 		}
