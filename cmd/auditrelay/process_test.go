@@ -158,7 +158,7 @@ func (w *prefixWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func publishAll(t *testing.T, js jetstream.JetStream, entries []string) {
+func publishAll(t testing.TB, js jetstream.JetStream, entries []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

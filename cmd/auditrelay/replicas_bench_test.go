@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,8 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditrelay/auditrelay/internal/natstest"
 )
@@ -75,7 +71,7 @@ func benchRun(b *testing.B, n int, webhooks []string) float64 {
 	want := int64(benchEntries * len(webhooks))
 	b.StartTimer()
 	start := time.Now()
-	benchPublish(b, js, entries(benchEntries))
+	publishAll(b, js, entries(benchEntries))
 	for count.Load() < want {
 		if time.Since(start) > 2*time.Minute {
 			b.Fatalf("%d of %d deliveries in 2 minutes", count.Load(), want)
@@ -97,27 +93,11 @@ func benchWebhooks(url string, webhooks []string) string {
 	return sb.String() + "}\n"
 }
 
-func benchPublish(b *testing.B, js jetstream.JetStream, all []string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var futures []jetstream.PubAckFuture
-	for _, e := range all {
-		f, err := js.PublishAsync("thehive.audit.case", []byte(e))
-		if err != nil {
-			b.Fatal(err)
-		}
-		futures = append(futures, f)
-	}
-	if err := wait(ctx, futures); err != nil {
-		b.Fatal(err)
-	}
-}
-
 // startBenchSidecar is startSidecar for a benchmark: a real process on a
 // single server, killed when the run ends, its log discarded.
 func startBenchSidecar(b *testing.B, url, webhooks string) {
 	b.Helper()
-	admin := freeAddrB(b)
+	admin := freeAddr(b)
 	file := filepath.Join(b.TempDir(), "application.conf")
 	conf := fmt.Sprintf("auditrelay {\n  nats.url = %q\n  admin.listen = %q\n  log.level = warn\n}\n%s", url, admin, webhooks)
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
@@ -142,13 +122,4 @@ func startBenchSidecar(b *testing.B, url, webhooks string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	b.Fatal("sidecar not ready within 15s")
-}
-
-func freeAddrB(b *testing.B) string {
-	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
