@@ -231,7 +231,7 @@ func toMessage(msg jetstream.Msg, max int64, cache *decodeCache) (*Message, erro
 	if err != nil {
 		return nil, fmt.Errorf("message metadata: %w", err)
 	}
-	m := &Message{Seq: md.Sequence.Stream, Time: md.Timestamp, Delivered: md.NumDelivered, msg: msg}
+	m := &Message{Seq: md.Sequence.Stream, Time: md.Timestamp, msg: msg}
 	m.Entry, err = cache.decode(m.Seq, msg.Data(), max)
 	return m, err
 }
@@ -250,14 +250,4 @@ func (f *Feed) Stop() {
 	defer f.mu.Unlock()
 	f.closing.Store(true)
 	f.it.Stop()
-}
-
-// Pending is how many entries of the stream this consumer has yet to
-// finish: not yet delivered plus delivered and not acknowledged.
-func (f *Feed) Pending(ctx context.Context) (uint64, error) {
-	info, err := f.cons.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.NumPending + uint64(info.NumAckPending), nil
 }

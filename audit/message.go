@@ -16,8 +16,6 @@ type Message struct {
 	Seq uint64
 	// Time is when the stream stored the entry (publish time).
 	Time time.Time
-	// Delivered is how many times JetStream has delivered it to this consumer.
-	Delivered uint64
 
 	msg acker
 }

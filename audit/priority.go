@@ -138,17 +138,40 @@ func (f *Feed) Role(ctx context.Context) (Role, error) {
 	if !f.pinned {
 		return RoleShared, nil
 	}
+	st, err := f.Status(ctx)
+	return st.Role, err
+}
+
+// Status is what one look at the consumer tells: how far behind it is and
+// whether this replica delivers for it.
+type Status struct {
+	// Pending is the entries yet to finish: not delivered, plus delivered
+	// and not acknowledged.
+	Pending uint64
+	Role    Role
+}
+
+// Status reads the consumer's info once for both its backlog and this
+// replica's role.
+func (f *Feed) Status(ctx context.Context) (Status, error) {
 	info, err := f.cons.Info(ctx)
 	if err != nil {
-		return RoleStandby, fmt.Errorf("consumer %s info: %w", f.name, err)
+		return Status{Role: RoleStandby}, fmt.Errorf("consumer %s info: %w", f.name, err)
+	}
+	return Status{Pending: info.NumPending + uint64(info.NumAckPending), Role: f.roleIn(info)}, nil
+}
+
+func (f *Feed) roleIn(info *jetstream.ConsumerInfo) Role {
+	if !f.pinned {
+		return RoleShared
 	}
 	mine := f.pinID()
 	for _, g := range info.PriorityGroups {
 		if g.Group == PriorityGroup && mine != "" && g.PinnedClientID == mine {
-			return RoleActive, nil
+			return RoleActive
 		}
 	}
-	return RoleStandby, nil
+	return RoleStandby
 }
 
 // takeoverWait bounds how long a newly pinned replica waits for what

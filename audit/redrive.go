@@ -203,7 +203,7 @@ func (r *Redrive) message(dl *StoredDeadLetter) *Message {
 	if t.IsZero() {
 		t = dl.Time
 	}
-	return &Message{Entry: dl.Entry, Seq: dl.StreamSeq, Time: t, Delivered: 1, msg: redriven{r, dl.StreamSeq}}
+	return &Message{Entry: dl.Entry, Seq: dl.StreamSeq, Time: t, msg: redriven{r, dl.StreamSeq}}
 }
 
 func (r *Redrive) count(f func(*RedriveStats)) {

@@ -54,7 +54,7 @@ func (r *Replay) Next() (*Message, error) {
 			return nil, err
 		}
 		seq := md.Sequence.Stream
-		m := &Message{Seq: seq, Time: md.Timestamp, Delivered: 1, msg: held{r.b, seq}}
+		m := &Message{Seq: seq, Time: md.Timestamp, msg: held{r.b, seq}}
 		m.Entry, err = Decode(msg.Data(), r.src.cfg.MaxEntryBytes)
 		if errors.Is(err, ErrInvalid) {
 			r.invalid.Add(1)

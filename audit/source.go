@@ -177,9 +177,6 @@ func (s *Source) ensureDeadLetters(ctx context.Context) error {
 	return nil
 }
 
-// StreamName is the audit stream's name.
-func (s *Source) StreamName() string { return s.cfg.Stream.Name }
-
 // Entry reads the entry at seq from the audit stream, for the thin format's
 // fetch API and replay. It returns jetstream.ErrMsgNotFound when the stream
 // no longer keeps it.

@@ -77,7 +77,7 @@ func TestEndpointDownThenBack(t *testing.T) {
 // TestNATSServerRestart: the NATS server stops mid-stream and starts again on
 // the same port and store; every entry published before and after arrives.
 func TestNATSServerRestart(t *testing.T) {
-	dir, port := t.TempDir(), freePort(t)
+	dir, port := t.TempDir(), natstest.FreePort(t)
 	srv := natstest.StartAt(t, port, dir)
 	_, js := natstest.Connect(t, srv)
 	rc := newReceiver(t, nil)
@@ -112,15 +112,6 @@ func uniqueBodies(b [][]byte) [][]byte {
 		}
 	}
 	return out
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestSlowWebhookDoesNotDelayOthers: an endpoint taking 2 s per request

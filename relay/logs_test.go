@@ -27,6 +27,7 @@ import (
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/internal/natstest"
 )
 
 // Secret values of the log test; each is distinctive so a leak cannot hide.
@@ -79,7 +80,7 @@ func TestLogsLeakNoSecret(t *testing.T) {
 	}))
 	t.Cleanup(bad.Close)
 	stores := writeStores(t, tlsRC.Certificate())
-	deadProxy := unusedPort(t)
+	deadProxy := natstest.FreePort(t)
 	hocon := secretConfig(srv.ClientURL(), tlsRC.URL, bad.URL, deadProxy, stores, "")
 
 	logs := &syncBuffer{}

@@ -42,9 +42,9 @@ func startWith(t *testing.T, cfg *config.Config, o Options) *started {
 
 // fastPendingPoll shortens the pending-entries poll for one test.
 func fastPendingPoll(t *testing.T) {
-	old := pendingPoll
-	pendingPoll = 100 * time.Millisecond
-	t.Cleanup(func() { pendingPoll = old })
+	old := consumerPoll
+	consumerPoll = 100 * time.Millisecond
+	t.Cleanup(func() { consumerPoll = old })
 }
 
 // scrape is one GET /metrics, parsed, with its raw text.

@@ -3,7 +3,6 @@ package relay
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"testing"
@@ -48,23 +47,12 @@ func waitReadyz(t *testing.T, addr string, code int, what string) readiness {
 	return last
 }
 
-// unusedPort is a loopback port nothing listens on (for now).
-func unusedPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestReadyzTransitions: 503 naming NATS, the intake and the webhook while
 // no NATS server listens; 200 once one starts and everything is bound; 503
 // naming NATS when it goes away; 200 again when it comes back on the same
 // store, and deliveries resume.
 func TestReadyzTransitions(t *testing.T) {
-	port, dir := unusedPort(t), t.TempDir()
+	port, dir := natstest.FreePort(t), t.TempDir()
 	rc := newReceiver(t, nil)
 	cfg := parseConfig(t, fmt.Sprintf(`
 auditrelay {

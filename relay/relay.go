@@ -195,8 +195,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	r.startAll(ctx)
 	r.wg.Go(func() { r.runIntake(ctx, src) })
-	r.wg.Go(func() { r.pollPending(ctx) })
-	r.wg.Go(func() { r.pollRoles(ctx) })
+	r.wg.Go(func() { r.pollConsumers(ctx) })
 	<-ctx.Done()
 	return r.stop()
 }
@@ -290,30 +289,6 @@ func (r *Relay) runIntake(ctx context.Context, src *audit.Source) {
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
-		}
-	}
-}
-
-// pendingPoll is how often auditrelay_pending_entries is refreshed; a
-// variable so tests need not wait five seconds.
-var pendingPoll = 5 * time.Second
-
-// pollPending refreshes auditrelay_pending_entries from consumer info.
-func (r *Relay) pollPending(ctx context.Context) {
-	t := time.NewTicker(pendingPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, rw := range r.runningWebhooks() {
-			if f := rw.boundFeed(); f != nil {
-				if n, err := f.Pending(ctx); err == nil {
-					rw.wh.SetPending(n)
-				}
-			}
 		}
 	}
 }

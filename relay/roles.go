@@ -8,23 +8,25 @@ import (
 	"github.com/auditrelay/auditrelay/audit"
 )
 
-// rolePoll is how often each replica asks the server which replica is
-// pinned per consumer; a variable so tests need not wait.
-var rolePoll = 2 * time.Second
+// consumerPoll is how often each consumer's info is read, for both
+// auditrelay_pending_entries and this replica's role (a takeover shows
+// within it); a variable so tests need not wait.
+var consumerPoll = 2 * time.Second
 
-// pollRoles keeps each webhook's role (and auditrelay_webhook_active) and
-// the intake's role current: a takeover shows within rolePoll.
-func (r *Relay) pollRoles(ctx context.Context) {
-	t := time.NewTicker(rolePoll)
+// pollConsumers reads each bound webhook consumer's info once per
+// consumerPoll — its backlog and whether this replica is active — and the
+// intake's role.
+func (r *Relay) pollConsumers(ctx context.Context) {
+	t := time.NewTicker(consumerPoll)
 	defer t.Stop()
 	for {
 		for _, rw := range r.runningWebhooks() {
 			if f := rw.boundFeed(); f != nil {
-				r.refreshRole(ctx, rw.wh.Name(), f, &rw.role)
+				r.refreshWebhook(ctx, rw, f)
 			}
 		}
 		if in := r.intake.Load(); in != nil {
-			r.refreshRole(ctx, "", in, &r.intakeRole)
+			r.refreshIntake(ctx, in)
 		}
 		select {
 		case <-ctx.Done():
@@ -34,23 +36,25 @@ func (r *Relay) pollRoles(ctx context.Context) {
 	}
 }
 
-// roleAsker is a webhook's feed or the intake.
-type roleAsker interface {
-	Role(ctx context.Context) (audit.Role, error)
-}
-
-// refreshRole stores the consumer's role, and for a webhook (name not
-// empty) sets its gauge. An unanswered question keeps the last role.
-func (r *Relay) refreshRole(ctx context.Context, name string, a roleAsker, into *roleValue) {
+// refreshWebhook sets a webhook's pending gauge, role and active gauge from
+// one look at its consumer; an unanswered question keeps the last values.
+func (r *Relay) refreshWebhook(ctx context.Context, rw *running, f *audit.Feed) {
 	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	role, err := a.Role(actx)
+	st, err := f.Status(actx)
 	if err != nil {
 		return
 	}
-	into.set(role)
-	if name != "" {
-		r.metrics.setActive(name, role)
+	rw.wh.SetPending(st.Pending)
+	rw.role.set(st.Role)
+	r.metrics.setActive(rw.wh.Name(), st.Role)
+}
+
+func (r *Relay) refreshIntake(ctx context.Context, in *audit.Intake) {
+	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if role, err := in.Role(actx); err == nil {
+		r.intakeRole.set(role)
 	}
 }
 

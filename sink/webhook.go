@@ -47,9 +47,6 @@ type Options struct {
 	// ShutdownTimeout bounds how long in-flight attempts may finish once
 	// Run's context ends; what is left is handed back to JetStream.
 	ShutdownTimeout time.Duration
-	// MaxAckPending is the consumer's bound on unacknowledged entries; Run
-	// holds no more than that.
-	MaxAckPending int
 }
 
 // Webhook delivers one webhook's entries. Everything fallible (stores,
@@ -106,15 +103,12 @@ func New(wh config.Webhook, o Options) (*Webhook, error) {
 	w := &Webhook{
 		cfg: wh, url: target, client: client, enc: enc, filter: NewFilter(wh.Filter),
 		headers: StaticHeaders(&wh, o.Version), dl: o.DeadLetters, m: o.Metrics.forWebhook(wh.Name),
-		log: log, stream: o.Stream, grace: o.ShutdownTimeout, maxHeld: o.MaxAckPending,
+		log: log, stream: o.Stream, grace: o.ShutdownTimeout, maxHeld: MaxAckPending(&wh),
 	}
 	if len(wh.Signing.Secrets) > 0 {
 		if w.signer, err = NewSigner(wh.Signing.Secrets); err != nil {
 			return nil, fmt.Errorf("webhook %q: %w", wh.Name, err)
 		}
-	}
-	if w.maxHeld <= 0 {
-		w.maxHeld = MaxAckPending(&wh)
 	}
 	w.secrets = secretsOf(&wh)
 	w.up.Store(true)

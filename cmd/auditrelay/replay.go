@@ -201,7 +201,7 @@ func (t *natsTool) replay(ctx context.Context, wh config.Webhook, from audit.Rep
 func (t *natsTool) webhook(wh config.Webhook) (*sink.Webhook, error) {
 	w, err := sink.New(wh, sink.Options{
 		Stream: t.cfg.Auditrelay.NATS.Stream.Name, Version: version, DeadLetters: t.src, Metrics: t.metrics,
-		Logger: t.log, ShutdownTimeout: t.cfg.Auditrelay.ShutdownTimeout, MaxAckPending: sink.MaxAckPending(&wh),
+		Logger: t.log, ShutdownTimeout: t.cfg.Auditrelay.ShutdownTimeout,
 	})
 	if err != nil {
 		return nil, usageError{fmt.Errorf("configuration %s:\n%s", t.cfg.File, indent(err.Error()))}

@@ -66,7 +66,7 @@ func StartCluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
-		ports[i] = freePort(t)
+		ports[i] = FreePort(t)
 	}
 	routes := make([]*url.URL, n)
 	for i, p := range ports {
@@ -133,7 +133,9 @@ func ClusterURLs(srvs []*server.Server) []string {
 	return out
 }
 
-func freePort(t testing.TB) int {
+// FreePort is a loopback port nothing listens on (for now): for a server a
+// test starts, stops and starts again on the same address.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
