@@ -25,10 +25,7 @@ const (
 // ends first) handed back; it acknowledges accordingly. Its body and
 // webhook-id are built once; the signature is made anew per attempt.
 func (w *Webhook) deliver(soft, hard context.Context, u *unit) *unit {
-	msgs := make([]*audit.Message, len(u.items))
-	for i, h := range u.items {
-		msgs[i] = h.msg
-	}
+	msgs := u.msgs
 	// The body is not pooled: the transport may still read a request body
 	// after Do returns (an early response), so it is never reused.
 	body, err := w.enc.Body(nil, msgs)

@@ -26,6 +26,10 @@ type held struct {
 // unit is one request's worth of entries: one, or a batch.
 type unit struct {
 	items []*held
+	// msgs are the items' messages, taken by the scheduler when it made
+	// the unit: the delivery goroutine reads these, never the held entries,
+	// whose handle the scheduler renews when JetStream redelivers one.
+	msgs []*audit.Message
 	// handedBack is set when the unit was neither delivered nor
 	// dead-lettered (shutdown): its entries were handed back to JetStream.
 	handedBack bool
@@ -93,7 +97,7 @@ func (s *scheduler) makeReady(h *held, now time.Time) {
 func (s *scheduler) finish(u *unit, now time.Time) {
 	s.inflight--
 	for _, h := range u.items {
-		delete(s.bySeq, h.msg.Seq)
+		delete(s.bySeq, h.msg.Seq) // Seq never changes with a renewed handle
 		if h.key == "" {
 			continue
 		}
@@ -138,8 +142,12 @@ func (s *scheduler) next(now time.Time) *unit {
 	// In stream order, so a batch reads as the stream does and its
 	// webhook-id (first and last sequence) spans it.
 	slices.SortFunc(items, func(a, b *held) int { return cmp.Compare(a.msg.Seq, b.msg.Seq) })
+	msgs := make([]*audit.Message, len(items))
+	for i, h := range items {
+		msgs[i] = h.msg
+	}
 	s.inflight++
-	return &unit{items: items}
+	return &unit{items: items, msgs: msgs}
 }
 
 // withFollowers fills a batch with the entries queued behind its keys'
