@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/internal/backoff"
 )
 
 // ErrClosed is returned by Feed.Next once the feed is drained or stopped.
@@ -26,11 +27,21 @@ func ConsumerName(prefix, name string) string { return prefix + "-" + config.Sub
 // webhook's <prefix>-<name>.
 func IntakeName(prefix string) string { return prefix + "_intake" }
 
-// Feed is one durable consumer, read entry by entry.
+// Feed is one durable consumer, read entry by entry. It never ends by
+// itself: a subscription that breaks is started again, and a consumer that
+// disappears (deleted by hand, a stream restored from a backup) is created
+// again, resuming after the last entry known acknowledged. Until then
+// Fault says why it cannot pull.
 type Feed struct {
 	name    string
-	cons    jetstream.Consumer
+	src     *Source
+	cc      jetstream.ConsumerConfig // as bound, to create it again
+	cons    jetstream.Consumer       // guarded by mu: replaced when created again
 	it      jetstream.MessagesContext
+	floor   atomic.Uint64 // the consumer's ack floor (stream sequence), last seen
+	fault   atomic.Pointer[error]
+	stopped chan struct{} // closed by Drain or Stop: ends waits between retries
+	stop    sync.Once
 	buffer  int
 	max     int64
 	log     *slog.Logger
@@ -78,7 +89,9 @@ func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer i
 	if err != nil {
 		return nil, err
 	}
-	f := &Feed{name: cc.Durable, cons: cons, buffer: min(buffer, 256), max: s.cfg.MaxEntryBytes, log: s.log, cache: &s.cache}
+	f := &Feed{name: cc.Durable, src: s, cc: cc, cons: cons, buffer: min(buffer, 256), max: s.cfg.MaxEntryBytes,
+		log: s.log, cache: &s.cache, stopped: make(chan struct{})}
+	f.noteInfo(cons.CachedInfo())
 	f.pinned, f.unpin = isPinned(cons.CachedInfo().Config), s.unpinner(cc.Durable)
 	if isPinned(cc) && !f.pinned {
 		s.log.Warn("NATS server ignored the pinned priority group: plain consumer; replicas would not keep order", "consumer", cc.Durable)
@@ -117,7 +130,7 @@ func (s *Source) bindConsumer(ctx context.Context, cc jetstream.ConsumerConfig) 
 }
 
 func (f *Feed) pull() (jetstream.MessagesContext, error) {
-	it, err := f.cons.Messages(f.pullOptions()...)
+	it, err := f.consumer().Messages(f.pullOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("pull from consumer %s: %w", f.name, err)
 	}
@@ -151,7 +164,8 @@ func (f *Feed) Name() string { return f.name }
 
 // Next blocks until the next valid entry. Invalid entries are acknowledged
 // and skipped: the intake consumer dead-letters them, once for all webhooks.
-// After Drain it returns what was already pulled, then ErrClosed.
+// After Drain it returns what was already pulled, then ErrClosed, the only
+// error it returns: a feed does not end by itself.
 func (f *Feed) Next() (*Message, error) {
 	for {
 		msg, err := f.next()
@@ -159,11 +173,15 @@ func (f *Feed) Next() (*Message, error) {
 			return nil, err
 		}
 		m, err := toMessage(msg, f.max, f.cache)
-		if errors.Is(err, ErrInvalid) {
+		switch {
+		case errors.Is(err, ErrInvalid):
 			_ = msg.Ack()
-			continue
+		case err != nil:
+			// Not a JetStream message (no metadata): nothing to deliver or ack.
+			f.log.Warn("passing over a message", "consumer", f.name, "err", err)
+		default:
+			return m, nil
 		}
-		return m, err
 	}
 }
 
@@ -187,8 +205,12 @@ func (f *Feed) next() (jetstream.Msg, error) {
 }
 
 // receive is next without the takeover: one message from the subscription.
+// A subscription that ends without Drain or Stop (connection closed,
+// consumer deleted, or Status found the consumer gone) is started again,
+// with backoff, until it pulls again.
 func (f *Feed) receive() (jetstream.Msg, error) {
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+	retry := backoff.New(100*time.Millisecond, 5*time.Second)
+	for {
 		msg, err := f.iter().Next()
 		if err == nil {
 			return msg, nil
@@ -197,16 +219,105 @@ func (f *Feed) receive() (jetstream.Msg, error) {
 			return nil, ErrClosed
 		}
 		if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			// A status the subscription rides out (pin moved, leader
+			// changed), or its last word (consumer deleted): then the next
+			// call reports the subscription closed.
+			if errors.Is(err, jetstream.ErrConsumerDeleted) {
+				f.setFault(err)
+			}
 			f.log.Warn("pulling from consumer", "consumer", f.name, "err", err)
 			continue
 		}
-		time.Sleep(backoff)
-		if it, err := f.pull(); err == nil {
-			f.setIter(it)
-		} else {
-			f.log.Warn("consumer subscription lost; retrying", "consumer", f.name, "err", err)
+		wait := retry.Next()
+		if !backoff.Sleep(f.stopped, wait) {
+			return nil, ErrClosed
+		}
+		if err := f.resubscribe(); err != nil {
+			f.setFault(err)
+			f.log.Warn("cannot pull from consumer; retrying", "consumer", f.name, "err", err, "retryIn", wait)
 		}
 	}
+}
+
+// resubscribe binds the consumer again, creating it when it is gone, and
+// starts a new subscription.
+func (f *Feed) resubscribe() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream := f.src.cfg.Stream.Name
+	cons, err := f.src.js.Consumer(ctx, stream, f.name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = f.recreate(ctx, stream)
+	}
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", f.name, err)
+	}
+	f.noteInfo(cons.CachedInfo())
+	f.mu.Lock()
+	f.cons = cons
+	f.mu.Unlock()
+	it, err := f.pull()
+	if err != nil {
+		return err
+	}
+	f.setIter(it)
+	f.setFault(nil)
+	return nil
+}
+
+// recreate creates the vanished consumer again, starting right after the
+// last ack floor seen: never skipping an entry, at worst repeating those
+// acknowledged since that floor was read.
+func (f *Feed) recreate(ctx context.Context, stream string) (jetstream.Consumer, error) {
+	cc := f.cc
+	start := f.floor.Load() + 1
+	cc.DeliverPolicy, cc.OptStartSeq, cc.OptStartTime = jetstream.DeliverByStartSequencePolicy, start, nil
+	cons, err := f.src.js.CreateConsumer(ctx, stream, cc)
+	if err != nil {
+		return nil, fmt.Errorf("create again: %w", err)
+	}
+	f.log.Warn("consumer was gone: created again, resuming after the last entry acknowledged",
+		"consumer", f.name, "resumeAt", start)
+	return cons, nil
+}
+
+// noteInfo keeps what recreate needs from a look at the consumer.
+func (f *Feed) noteInfo(info *jetstream.ConsumerInfo) {
+	if info != nil {
+		f.floor.Store(info.AckFloor.Stream)
+	}
+}
+
+// noteGone is told that the consumer or its stream is gone: the feed
+// cannot pull, and its subscription is ended so that receive binds again.
+func (f *Feed) noteGone(err error) {
+	if f.closing.Load() {
+		return
+	}
+	f.setFault(err)
+	f.iter().Stop()
+}
+
+// Fault is why the feed cannot pull now, nil while it can.
+func (f *Feed) Fault() error {
+	if p := f.fault.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (f *Feed) setFault(err error) {
+	if err == nil {
+		f.fault.Store(nil)
+		return
+	}
+	f.fault.Store(&err)
+}
+
+func (f *Feed) consumer() jetstream.Consumer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cons
 }
 
 func (f *Feed) iter() jetstream.MessagesContext {
@@ -241,6 +352,7 @@ func (f *Feed) Drain() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closing.Store(true)
+	f.stop.Do(func() { close(f.stopped) })
 	f.it.Drain()
 }
 
@@ -249,5 +361,6 @@ func (f *Feed) Stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closing.Store(true)
+	f.stop.Do(func() { close(f.stopped) })
 	f.it.Stop()
 }

@@ -109,6 +109,9 @@ func (in *Intake) Run(ctx context.Context, c IntakeCounters) error {
 	}
 }
 
+// Fault is why the intake cannot pull now, nil while it can.
+func (in *Intake) Fault() error { return in.feed.Fault() }
+
 // Release hands the intake's pin over on a clean stop.
 func (in *Intake) Release() { in.feed.Release() }
 

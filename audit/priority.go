@@ -3,6 +3,7 @@ package audit
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -154,10 +155,14 @@ type Status struct {
 // Status reads the consumer's info once for both its backlog and this
 // replica's role.
 func (f *Feed) Status(ctx context.Context) (Status, error) {
-	info, err := f.cons.Info(ctx)
+	info, err := f.consumer().Info(ctx)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		f.noteGone(err)
+	}
 	if err != nil {
 		return Status{Role: RoleStandby}, fmt.Errorf("consumer %s info: %w", f.name, err)
 	}
+	f.noteInfo(info)
 	return Status{Pending: info.NumPending + uint64(info.NumAckPending), Role: f.roleIn(info)}, nil
 }
 
@@ -227,7 +232,7 @@ func (f *Feed) nothingOutstanding(first jetstream.Msg) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	info, err := f.cons.Info(ctx)
+	info, err := f.consumer().Info(ctx)
 	return err == nil && md.Sequence.Stream == info.AckFloor.Stream+1
 }
 
@@ -248,7 +253,7 @@ func (f *Feed) readAvailable(batch []jetstream.Msg) []jetstream.Msg {
 func (f *Feed) heldElsewhere(mine int) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	info, err := f.cons.Info(ctx)
+	info, err := f.consumer().Info(ctx)
 	if err != nil {
 		return -1, err
 	}

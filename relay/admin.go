@@ -108,10 +108,15 @@ func (r *Relay) NotReady() []string {
 	}
 	if !r.metrics.intakeBound.Load() {
 		why = append(why, "intake consumer not bound")
+	} else if err := r.intake.Load().Fault(); err != nil {
+		why = append(why, fmt.Sprintf("intake consumer: cannot pull: %v", err))
 	}
 	for _, rw := range r.runningWebhooks() {
-		if rw.boundFeed() == nil {
+		switch f := rw.boundFeed(); {
+		case f == nil:
 			why = append(why, fmt.Sprintf("webhook %q: consumer not bound", rw.wh.Name()))
+		case f.Fault() != nil:
+			why = append(why, fmt.Sprintf("webhook %q: cannot pull: %v", rw.wh.Name(), f.Fault()))
 		}
 	}
 	sort.Strings(why)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/auditrelay/auditrelay/audit"
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/internal/backoff"
 	"github.com/auditrelay/auditrelay/sink"
 )
 
@@ -230,7 +231,9 @@ func (r *Relay) startAll(ctx context.Context) {
 }
 
 // start runs a webhook in its own goroutine: bind its consumer (retrying
-// while NATS is away), then deliver until its context ends. Called with mu.
+// while NATS is away), then deliver until its context ends. A delivery loop
+// that ends before its context does is started again with backoff, never
+// left stopped in silence. Called with mu.
 func (r *Relay) start(parent context.Context, rw *running) {
 	ctx, cancel := context.WithCancel(parent)
 	rw.cancel, rw.done = cancel, make(chan struct{})
@@ -240,16 +243,32 @@ func (r *Relay) start(parent context.Context, rw *running) {
 	r.wg.Go(func() {
 		defer close(rw.done)
 		defer r.metrics.forgetActive(name)
-		feed := r.bind(ctx, src, rw.wh)
-		if feed == nil {
-			return
+		retry := backoff.New(250*time.Millisecond, 10*time.Second)
+		for {
+			feed := r.bind(ctx, src, rw.wh)
+			if feed == nil {
+				return
+			}
+			rw.setFeed(feed)
+			err := rw.wh.Run(ctx, feed)
+			feed.Release() // work done or handed back: another replica may start at once
+			if ctx.Err() != nil {
+				return
+			}
+			rw.setFeed(nil)
+			wait := retry.Next()
+			r.log.Error("webhook stopped delivering; starting it again", "webhook", name, "err", err, "retryIn", wait)
+			if !backoff.Sleep(ctx.Done(), wait) {
+				return
+			}
 		}
-		rw.mu.Lock()
-		rw.feed = feed
-		rw.mu.Unlock()
-		_ = rw.wh.Run(ctx, feed)
-		feed.Release() // work done or handed back: another replica may start at once
 	})
+}
+
+func (rw *running) setFeed(f *audit.Feed) {
+	rw.mu.Lock()
+	rw.feed = f
+	rw.mu.Unlock()
 }
 
 func (r *Relay) bind(ctx context.Context, src *audit.Source, w *sink.Webhook) *audit.Feed {
