@@ -288,6 +288,25 @@ func orDiscard(l *slog.Logger) *slog.Logger {
 	return l
 }
 
+// CheckStores reads a webhook's trust and key stores as NewClient would and
+// returns every problem, named like NewClient's: `check` uses it for a
+// webhook whose other keys have problems, so that one does not hide the
+// other.
+func CheckStores(wh *config.Webhook, now time.Time) error {
+	var errs []error
+	if ts := wh.WS.SSL.TrustManager.Stores; len(ts) > 0 {
+		if _, _, err := LoadTrust(ts); err != nil {
+			errs = append(errs, webhookErr(wh, err))
+		}
+	}
+	if ks := wh.WS.SSL.KeyManager.Stores; len(ks) > 0 {
+		if _, err := LoadKeyPair(ks, now); err != nil {
+			errs = append(errs, webhookErr(wh, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // webhookErr wraps err once with the webhook's name, making a FieldError's
 // path absolute (`wsConfig` for TheHive 4 endpoints).
 func webhookErr(wh *config.Webhook, err error) error {

@@ -15,6 +15,8 @@ webhooks {
   a { url = "https://127.0.0.1:1/a", ws.ssl.trustManager.stores = [ { type = PKCS12, path = "`+tlsTestdata(t, "missing.p12")+`", password = x } ] }
   b { url = "https://127.0.0.1:1/b", ws.ssl.trustManager.stores = [ { type = JKS, path = "`+tlsTestdata(t, "truststore.jks")+`", password = "n0t-the-pa55" } ] }
   c { url = "https://127.0.0.1:1/c", ws.proxy.post = 3128 }
+  d { url = "https://127.0.0.1:1/d", ws.proxy.post = 3128,
+      ws.ssl.trustManager.stores = [ { type = JKS, path = "`+tlsTestdata(t, "truststore.jks")+`", password = "n0t-the-pa55" } ] }
 }`)
 	code, stdout, stderr := runTLSCmd(t, "check", "-config", conf)
 	if code != exitUsage {
@@ -24,6 +26,10 @@ webhooks {
 		"webhooks.a.ws.ssl.trustManager.stores[0]", "missing.p12",
 		"webhooks.b.ws.ssl.trustManager.stores[0]", "wrong password",
 		`webhooks.c.ws.proxy.post: unknown key, did you mean "port"?`,
+		// One webhook with both kinds: the structural error does not hide
+		// its store's.
+		`webhooks.d.ws.proxy.post: unknown key, did you mean "port"?`,
+		`webhook "d": webhooks.d.ws.ssl.trustManager.stores[0]`,
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("check does not report %q:\n%s", want, stderr)

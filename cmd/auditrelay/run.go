@@ -11,6 +11,7 @@ import (
 
 	"github.com/auditrelay/auditrelay/config"
 	"github.com/auditrelay/auditrelay/relay"
+	"github.com/auditrelay/auditrelay/sink"
 )
 
 // configFlag adds -config, defaulting to $AUDITRELAY_CONFIG, else
@@ -28,10 +29,14 @@ func configFlag(fs interface {
 }
 
 // load reads and validates a config; its problems, every one, are a usage
-// error (exit 2).
+// error (exit 2). A file with problems is refused with all of them, the
+// stores' included, as check lists them.
 func load(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
+		if _, all := checkAll(path); all != nil {
+			err = all
+		}
 		return nil, usageError{fmt.Errorf("configuration %s:\n%s", path, indent(err.Error()))}
 	}
 	return cfg, nil
@@ -111,8 +116,9 @@ func cmdCheck(_ context.Context, args []string, e *env) error {
 
 // checkAll returns every problem of the file in one error: the config's
 // own, and those found by building each webhook it could decode (store
-// contents, passwords, client certificate expiry) — skipping webhooks that
-// already have a config problem, so nothing is reported twice.
+// contents, passwords, client certificate expiry). A webhook that has a
+// config problem is not built, but its stores whose keys parsed are still
+// read, so nothing is hidden and nothing is reported twice.
 func checkAll(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	var list config.ErrorList
@@ -125,15 +131,31 @@ func checkAll(path string) (*config.Config, error) {
 	}
 	clean := *cfg
 	clean.Webhooks = nil
+	var storeErrs []error
 	for _, wh := range cfg.Webhooks {
 		if !hasProblemUnder(list, wh.KeyPath) {
 			clean.Webhooks = append(clean.Webhooks, wh)
+			continue
 		}
+		ssl := &wh.WS.SSL
+		ssl.TrustManager.Stores = storesWithoutProblem(list, ssl.TrustManager.Stores)
+		ssl.KeyManager.Stores = storesWithoutProblem(list, ssl.KeyManager.Stores)
+		storeErrs = append(storeErrs, sink.CheckStores(&wh, time.Now()))
 	}
 	if hasProblemUnder(list, "auditrelay.nats.tls") {
 		clean.Auditrelay.NATS.TLS = config.TLS{}
 	}
-	return nil, errors.Join(err, relay.Check(&clean, silent))
+	return nil, errors.Join(err, errors.Join(storeErrs...), relay.Check(&clean, silent))
+}
+
+func storesWithoutProblem(list config.ErrorList, stores []config.Store) []config.Store {
+	var out []config.Store
+	for _, s := range stores {
+		if !hasProblemUnder(list, s.KeyPath) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func hasProblemUnder(list config.ErrorList, prefix string) bool {
