@@ -38,4 +38,14 @@ webhooks {
 	if n := strings.Count(stderr, "missing.p12"); n != 1 {
 		t.Errorf("the missing file is reported %d times, want once:\n%s", n, stderr)
 	}
+	// run refuses the same file at start with the same list.
+	code, _, runErr := runTLSCmd(t, "run", "-config", conf)
+	if code != exitUsage {
+		t.Fatalf("run: exit %d, want 2\n%s", code, runErr)
+	}
+	for _, want := range []string{`webhooks.d.ws.proxy.post`, `webhook "d": webhooks.d.ws.ssl.trustManager.stores[0]`, "wrong password"} {
+		if !strings.Contains(runErr, want) {
+			t.Errorf("run does not report %q:\n%s", want, runErr)
+		}
+	}
 }
