@@ -26,7 +26,7 @@ const (
 )
 
 // InvalidToken is the subject token of entries that are not audit entries.
-const InvalidToken = "_invalid"
+const InvalidToken = config.InvalidToken
 
 // DeadLetter says why an entry could not be delivered to a webhook.
 type DeadLetter struct {

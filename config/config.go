@@ -132,6 +132,17 @@ type Webhook struct {
 	Enabled  bool
 }
 
+// Upper bounds of a webhook's concurrency: every request in flight holds a
+// connection and its batch in memory.
+const (
+	MaxInFlight     = 1024
+	MaxBatchEntries = 1000
+)
+
+// InvalidToken is the subject token, under the dead-letter subject, of the
+// messages that are not audit entries; no webhook may take it.
+const InvalidToken = "_invalid"
+
 // Token is the webhook's name as it may appear in a NATS subject or consumer
 // name.
 func (w *Webhook) Token() string { return SubjectToken(w.Name) }

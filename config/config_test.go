@@ -470,3 +470,23 @@ func TestExampleEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestSubjectsOverlap(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{
+		{"auditrelay.deadletter.>", "thehive.audit.>", false},
+		{"audit.deadletter.>", "audit.>", true},
+		{"audit.deadletter.>", "audit.*", false},
+		{"audit.deadletter.>", "audit.*.x", true},
+		{"a.b", "a.b", true},
+		{"a.b", "a.c", false},
+		{"a.*", "a.b.c", false},
+		{"dl.>", ">", true},
+	} {
+		if got := SubjectsOverlap(tt.a, tt.b); got != tt.want {
+			t.Errorf("SubjectsOverlap(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

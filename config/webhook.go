@@ -28,6 +28,7 @@ func (d *decoder) decode(root hocon.Object) *Config {
 	slices.SortFunc(cfg.Webhooks, func(a, b Webhook) int { return strings.Compare(a.Name, b.Name) })
 	d.checkNames(cfg.Webhooks)
 	d.checkThin(cfg)
+	d.checkDeadLetterSubject(&cfg.Auditrelay)
 	slices.Sort(d.warnings)
 	cfg.Warnings = d.warnings
 	return cfg
@@ -160,8 +161,8 @@ func (d *decoder) extensions(n *node, w *Webhook) {
 	}
 	n.oneOf("format", &w.Format, "audit", "slack", "thin")
 	if c := n.child("batch"); c != nil {
-		if c.integer("maxEntries", &w.Batch.MaxEntries) && w.Batch.MaxEntries < 1 {
-			c.fail("maxEntries", invalid("must be at least 1, got %d", w.Batch.MaxEntries))
+		if c.integer("maxEntries", &w.Batch.MaxEntries) && (w.Batch.MaxEntries < 1 || w.Batch.MaxEntries > MaxBatchEntries) {
+			c.fail("maxEntries", invalid("must be from 1 to %d, got %d", MaxBatchEntries, w.Batch.MaxEntries))
 		}
 		if c.duration("maxWait", &w.Batch.MaxWait) && w.Batch.MaxWait < 0 {
 			c.fail("maxWait", invalid("must not be negative"))
@@ -292,8 +293,8 @@ func (d *decoder) delivery(n *node, del *Delivery) {
 	if n.str("start", &start) {
 		del.Start = parseStart(n, start, del.Start)
 	}
-	if n.integer("maxInFlight", &del.MaxInFlight) && del.MaxInFlight < 1 {
-		n.fail("maxInFlight", invalid("must be at least 1, got %d", del.MaxInFlight))
+	if n.integer("maxInFlight", &del.MaxInFlight) && (del.MaxInFlight < 1 || del.MaxInFlight > MaxInFlight) {
+		n.fail("maxInFlight", invalid("must be from 1 to %d, got %d", MaxInFlight, del.MaxInFlight))
 	}
 	n.oneOf("orderBy", &del.OrderBy, "rootId", "objectId", "none")
 	if c := n.child("retry"); c != nil {
@@ -418,6 +419,8 @@ func (d *decoder) checkNames(hooks []Webhook) {
 		}
 		other, dup := seen[w.Token()]
 		switch {
+		case w.Token() == InvalidToken:
+			d.fail(w.KeyPath, invalid("webhook name %q is reserved: <deadLetter.subject>.%s keeps the entries that are not audit entries", w.Name, InvalidToken))
 		case dup && other.Name == w.Name:
 			d.fail(w.KeyPath, newKind(ErrDuplicate, "duplicate webhook name %q, also at %s", w.Name, other.KeyPath))
 		case dup:
@@ -426,6 +429,33 @@ func (d *decoder) checkNames(hooks []Webhook) {
 			seen[w.Token()] = w
 		}
 	}
+}
+
+// checkDeadLetterSubject keeps dead letters out of the audit stream: were
+// <deadLetter.subject>.<webhook> inside nats.subject, the dead-letter
+// stream could not be created (its subjects overlap) and every dead letter
+// would come back as an entry.
+func (d *decoder) checkDeadLetterSubject(a *Auditrelay) {
+	dl := a.DeadLetter.Subject + ".>"
+	if SubjectsOverlap(dl, a.NATS.Subject) {
+		d.fail("auditrelay.deadLetter.subject", invalid("%s overlaps auditrelay.nats.subject %s: dead letters would be read as audit entries",
+			quoteValue(a.DeadLetter.Subject), quoteValue(a.NATS.Subject)))
+	}
+}
+
+// SubjectsOverlap reports whether some subject matches both NATS subject
+// patterns ('*' one token, '>' the rest).
+func SubjectsOverlap(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(at) && i < len(bt); i++ {
+		switch {
+		case at[i] == ">" || bt[i] == ">":
+			return true
+		case at[i] != "*" && bt[i] != "*" && at[i] != bt[i]:
+			return false
+		}
+	}
+	return len(at) == len(bt)
 }
 
 // checkThin wants fetch credentials when a webhook sends thin payloads, as

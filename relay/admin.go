@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -73,6 +74,10 @@ func (m *metrics) setActive(name string, role audit.Role) {
 // forgetActive removes a stopped webhook's series.
 func (m *metrics) forgetActive(name string) { m.active.DeleteLabelValues(name) }
 
+// adminHeaderTimeout bounds how long a client may take to send a request's
+// headers: a connection that never finishes them is closed, not kept.
+const adminHeaderTimeout = 10 * time.Second
+
 func (r *Relay) listen(addr string) error {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -86,7 +91,7 @@ func (r *Relay) listen(addr string) error {
 	})
 	mux.HandleFunc("GET /readyz", r.readyz)
 	mux.HandleFunc("GET /webhooks/{name}/events/{id}", r.fetchEvent)
-	r.adminSrv = &http.Server{Handler: mux}
+	r.adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: adminHeaderTimeout, IdleTimeout: time.Minute}
 	return nil
 }
 

@@ -2,7 +2,10 @@ package relay
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"testing"
@@ -97,5 +100,27 @@ webhooks.siem.url = "%s/siem"
 	waitFor(t, 20*time.Second, "delivery after NATS came back", func() bool { return len(rc.delivered()) == 1 })
 	if got := string(rc.delivered()[0]); got != e {
 		t.Errorf("delivered %s, want %s", got, e)
+	}
+}
+
+// TestAdminClosesSlowHeaders: a client that opens the admin port and never
+// finishes its request headers is disconnected after adminHeaderTimeout.
+func TestAdminClosesSlowHeaders(t *testing.T) {
+	srv := natstest.Start(t)
+	s := startRelay(t, parseConfig(t, testConfig(srv, "")))
+	conn, err := net.Dial("tcp", s.AdminAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(adminHeaderTimeout + 10*time.Second))
+	start := time.Now()
+	_, err = io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection still open %s after the first header line", time.Since(start).Round(time.Second))
 	}
 }

@@ -125,7 +125,7 @@ func (s *scheduler) next(now time.Time) *unit {
 	}
 	b := s.w.cfg.Batch
 	n := min(len(s.ready), b.MaxEntries)
-	items := make([]*held, n, b.MaxEntries)
+	items := make([]*held, n, max(n, min(b.MaxEntries, len(s.bySeq))))
 	copy(items, s.ready)
 	s.ready = append(s.ready[:0], s.ready[n:]...)
 	items = s.withFollowers(items, b.MaxEntries)
