@@ -3,7 +3,6 @@ package sink
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -197,13 +196,17 @@ func (w *Webhook) handBack(u *unit, msgs []*audit.Message) {
 
 // reason is the Auditrelay-Reason of a dead letter.
 func (r Result) reason() string {
+	status := "HTTP " + r.Status
+	if r.redirect {
+		status += " (redirect not followed: only 307 and 308 are, with followRedirects)"
+	}
 	switch {
 	case r.Err != nil:
 		return r.Err.Error()
 	case r.snippet != "":
-		return fmt.Sprintf("HTTP %s: %s", r.Status, r.snippet)
+		return status + ": " + r.snippet
 	}
-	return "HTTP " + r.Status
+	return status
 }
 
 // sleep waits d, or returns false when ctx ends first.
