@@ -153,7 +153,7 @@ func requireBoth(n *node, a string, hasA bool, b string, hasB bool) {
 func checkNATSURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" {
-		return invalid("want a URL such as nats://host:4222, got %s", quoteValue(redactURL(s)))
+		return invalid("want a URL such as nats://host:4222, got %s", quoteValue(RedactURL(s)))
 	}
 	switch u.Scheme {
 	case "nats", "tls", "ws", "wss":

@@ -156,6 +156,8 @@ func SubjectToken(name string) string { return subjectUnsafe.ReplaceAllString(na
 
 // WS is the HTTP client of a webhook (`ws` in TheHive 3, `wsConfig` in 4).
 type WS struct {
+	// FollowRedirects follows 307 and 308 (method and body kept); any
+	// other 3xx is a permanent failure either way (SPEC §4).
 	FollowRedirects bool
 	// UserAgent is "" for auditrelay's own `auditrelay/<version>`.
 	UserAgent          string

@@ -342,6 +342,7 @@ auditrelay.nats.auth.token = "nats-token-8"
 auditrelay.nats.tls.keyManager.stores = [ { type = PKCS12, data = "x", password = "store-secret-9" } ]
 auditrelay.admin.fetch { key = "fetch-key-10", secret = "fetch-secret-11" }
 webhooks.h { url = "https://user:url-secret-12@h.example.org/p?token=url-secret-13", format = thin }
+webhooks.slack { url = "https://hooks.slack.com/services/T0001/B0002/slack-path-secret-14", format = slack }
 `
 	var out bytes.Buffer
 	for _, load := range []func() (*Config, error){
@@ -362,21 +363,46 @@ webhooks.h { url = "https://user:url-secret-12@h.example.org/p?token=url-secret-
 		"proxy-secret-1", "siem-token-2", "header-secret-3", "soar-secret-4", "chat-secret-5",
 		"nats-secret-6", "fetch-secret-7", "nats-token-8", "store-secret-9", "fetch-key-10",
 		"fetch-secret-11", "url-secret-12", "url-secret-13", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		"slack-path-secret-14", "/hooks/thehive", "soc-1", "services/T0001",
 	} {
 		if strings.Contains(text, secret) {
 			t.Errorf("Print shows %q", secret)
 		}
 	}
 	for _, want := range []string{
-		`url = "https://siem.corp.example.org/hooks/thehive"`,
-		`"X-Tenant" = "soc-1"`,
+		`url = "https://siem.corp.example.org:443/****"`,
+		`"X-Tenant" = "****"`,
 		`password = "****"`,
-		`url = "https://****@h.example.org/p?token=****"`,
+		`url = "https://h.example.org:443/****"`,
+		`url = "https://hooks.slack.com:443/****"`,
 		`signing.secret = ["****", "****"]`,
 		"siem {  # webhooks.siem",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("Print lacks %s", want)
+		}
+	}
+}
+
+// TestRedactURL: every URL shows as scheme://host:port/****, the port
+// filled in from the scheme when the URL has none.
+func TestRedactURL(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"https://hooks.slack.com/services/T0/B0/XXXX", "https://hooks.slack.com:443/****"},
+		{"https://discord.com/api/webhooks/1/tok?wait=true", "https://discord.com:443/****"},
+		{"http://user:pw@siem.example.org:8080/p?token=t#frag", "http://siem.example.org:8080/****"},
+		{"https://siem.example.org", "https://siem.example.org:443/****"},
+		{"http://[::1]/hook", "http://[::1]:80/****"},
+		{"https://[fe80::1]:8443/hook", "https://[fe80::1]:8443/****"},
+		{"nats://user:pw@127.0.0.1", "nats://127.0.0.1:4222/****"},
+		{"tls://nats.example.org:4443", "tls://nats.example.org:4443/****"},
+		{"ftp://user:pw@h.example.org/x?token=t", "ftp://h.example.org/****"},
+		{"::not a url", "<invalid URL>"},
+		{"/relative/path?token=t", "<invalid URL>"},
+		{"", "<invalid URL>"},
+	} {
+		if got := RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -12,7 +12,8 @@ import (
 
 // Print writes the resolved config as HOCON-like text for `auditrelay
 // check`: every key with its value after defaults and layering, webhook
-// URLs without userinfo and query values, and every secret as ****. It
+// URLs as scheme://host:port/**** (RedactURL), every secret and every
+// configured header value as ****. It
 // does not print Warnings.
 func (c *Config) Print(w io.Writer) error {
 	p := &printer{w: w}
@@ -90,7 +91,7 @@ func (p *printer) nats(n *NATS) {
 	} else if len(n.Servers) > 0 {
 		p.list("servers", redactAll(n.Servers))
 	} else {
-		p.str("url", redactURL(n.URL))
+		p.str("url", RedactURL(n.URL))
 	}
 	p.str("subject", n.Subject)
 	p.line("stream { name = %s, create = %t, maxAge = %s, replicas = %d }",
@@ -106,7 +107,7 @@ func (p *printer) nats(n *NATS) {
 func redactAll(urls []string) []string {
 	out := make([]string, len(urls))
 	for i, u := range urls {
-		out[i] = redactURL(u)
+		out[i] = RedactURL(u)
 	}
 	return out
 }
@@ -154,7 +155,7 @@ func (p *printer) stores(key string, stores []Store) {
 func (p *printer) webhook(w *Webhook) {
 	p.line("%s {  # %s", quoteKey(w.Name), w.KeyPath)
 	p.indent++
-	p.str("url", redactURL(w.URL))
+	p.str("url", RedactURL(w.URL))
 	p.boolean("enabled", w.Enabled)
 	p.line("format = %s", w.Format)
 	p.auth(&w.Auth)
@@ -196,12 +197,10 @@ func (p *printer) headers(h map[string]string) {
 		return
 	}
 	p.open("headers")
+	// Every value is a secret: any header may carry a credential
+	// (X-Api-Key, X-Auth, a tenant token), whatever its name.
 	for _, k := range slices.Sorted(maps.Keys(h)) {
-		v := h[k]
-		if sensitiveHeader(k) {
-			v = redacted
-		}
-		p.str(strconv.Quote(k), v)
+		p.str(strconv.Quote(k), redacted)
 	}
 	p.close()
 }
@@ -281,16 +280,4 @@ func (p *printer) ssl(s *SSL) {
 	}
 	p.boolean("debug", s.Debug)
 	p.close()
-}
-
-// sensitiveHeader tells headers that usually carry a credential, whose
-// values Print hides like secrets.
-func sensitiveHeader(name string) bool {
-	name = strings.ToLower(name)
-	for _, word := range []string{"auth", "key", "token", "secret", "password", "cookie", "signature"} {
-		if strings.Contains(name, word) {
-			return true
-		}
-	}
-	return false
 }

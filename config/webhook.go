@@ -2,7 +2,7 @@ package config
 
 import (
 	"encoding/base64"
-	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -372,41 +372,43 @@ func checkWebhookURL(s string) error {
 	}
 	u, err := url.Parse(s)
 	if err != nil || !u.IsAbs() || u.Host == "" {
-		return invalid("%s is not an absolute URL", quoteValue(redactURL(s)))
+		return invalid("%s is not an absolute URL", quoteValue(RedactURL(s)))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return invalid("%s: scheme must be http or https", quoteValue(redactURL(s)))
+		return invalid("%s: scheme must be http or https", quoteValue(RedactURL(s)))
 	}
 	return nil
 }
 
-// RedactURL returns s without userinfo and with the query values replaced,
-// for logs and errors; a string that does not parse becomes "<invalid URL>".
-func RedactURL(s string) string { return redactURL(s) }
-
-func redactURL(s string) string {
+// RedactURL is how every URL is shown in logs, errors, dead-letter
+// headers, `check`, `send-test` and `deadletter list`:
+// scheme://host:port/**** and nothing else. Webhook URLs carry their
+// credential in the path (Slack, Teams, Discord) or the query, so neither
+// is ever shown; userinfo is dropped. The port is always there (the
+// scheme's default when the URL has none) and "/****" always follows, so
+// the form does not tell whether there was a path. A string that does not
+// parse, or has no host, becomes "<invalid URL>".
+func RedactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil {
+	if err != nil || u.Host == "" {
 		return "<invalid URL>"
 	}
-	userinfo := ""
-	if u.User != nil {
-		u.User, userinfo = nil, redacted+"@"
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = defaultPorts[strings.ToLower(u.Scheme)]
 	}
-	query := ""
-	if u.RawQuery != "" {
-		q := u.Query()
-		keys := slices.Sorted(maps.Keys(q))
-		for i, k := range keys {
-			keys[i] = url.QueryEscape(k) + "=" + redacted
-		}
-		u.RawQuery, query = "", "?"+strings.Join(keys, "&")
+	if port != "" {
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
 	}
-	out := u.String()
-	if userinfo != "" {
-		out = strings.Replace(out, "//", "//"+userinfo, 1)
-	}
-	return out + query
+	return u.Scheme + "://" + host + "/" + redacted
+}
+
+// defaultPorts are the ports RedactURL shows for a URL that names none.
+var defaultPorts = map[string]string{
+	"http": "80", "https": "443", "ws": "80", "wss": "443",
+	"nats": "4222", "tls": "4222", "socks5": "1080",
 }
 
 // checkNames wants unique names, also once made into NATS subject tokens.

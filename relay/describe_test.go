@@ -24,7 +24,7 @@ func testdata(t *testing.T, name string) string {
 }
 
 // describeSecrets are the secret values of describeConfig.
-var describeSecrets = []string{"url-pass-1", "url-query-2", "bearer-key-3", "proxy-pass-4",
+var describeSecrets = []string{"siem.example.org/hook", "url-pass-1", "url-query-2", "bearer-key-3", "proxy-pass-4",
 	"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "changeit", "nats-token-5", "fetch-secret-6", "fetch-key-7"}
 
 func describeConfig(t *testing.T, clientPassword string) *config.Config {
@@ -63,7 +63,7 @@ func TestDescribe(t *testing.T) {
 	year := time.Now().AddDate(100, 0, 0).Format("2006")
 	for _, want := range []string{
 		"webhook siem  [webhooks.siem]",
-		"url       https://****@siem.example.org/hook?token=****",
+		"url       https://siem.example.org:443/****",
 		"format    slack, batch 1, orderBy rootId",
 		"filter    operations Creation,Update, objectTypes case,case_task",
 		"auth      bearer ****; signed (Standard Webhooks, 1 secret(s) ****)",

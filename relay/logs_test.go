@@ -9,12 +9,15 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"maps"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +29,7 @@ import (
 	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
 	pkcs12 "software.sslmate.com/src/go-pkcs12"
 
+	"github.com/auditrelay/auditrelay/audit"
 	"github.com/auditrelay/auditrelay/config"
 	"github.com/auditrelay/auditrelay/internal/natstest"
 )
@@ -268,4 +272,96 @@ func noErr(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Secrets the echo endpoint gets back in the request, each distinctive.
+const (
+	echoPathToken = "pathS3CRETtoken2001abcdef"
+	echoQuery     = "query-S3CRET-2002"
+	echoURLPass   = "urlpass-S3CRET-2003"
+	echoBearer    = "bearer-S3CRET-2004"
+	echoHeader    = "header-S3CRET-2005"
+	echoBasicPass = "basic-S3CRET-2006"
+	echoProxyPass = "proxy-S3CRET-2007"
+)
+
+// echoSecrets are the echo test's secrets and the forms they travel in.
+func echoSecrets() []string {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	return []string{"/services/T0ECHO2001/B0ECHO2002/" + echoPathToken, echoPathToken, "T0ECHO2001", "B0ECHO2002",
+		"/hooks/teams-tenant", echoQuery, echoURLPass, b64("relay:" + echoURLPass), echoBearer, echoHeader,
+		b64(echoHeader), echoBasicPass, b64("soc:" + echoBasicPass), echoProxyPass}
+}
+
+// newEchoEndpoint answers 400 with the request as it arrived: path, query,
+// every header and the body, as receivers' error pages sometimes do.
+func newEchoEndpoint(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "path=%s query=%s", r.URL.EscapedPath(), r.URL.RawQuery)
+		for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+			fmt.Fprintf(w, " %s: %s", k, strings.Join(r.Header[k], ","))
+		}
+		fmt.Fprintf(w, " body=%.40s", body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestEchoedRequestLeaksNoSecret: two webhooks whose URLs carry secrets in
+// userinfo, path and query, with bearer and Basic auth, a configured header
+// and a proxy password (for an address the URL bypasses), point at an
+// endpoint that echoes every request back in its 400. None of the secrets
+// appears in the debug log, the dead letters' headers, /metrics, `check`'s
+// printed config or the start-up description; the reasons show the
+// echoed path and query as ****.
+func TestEchoedRequestLeaksNoSecret(t *testing.T) {
+	srv, js := natsServer(t)
+	echo := newEchoEndpoint(t)
+	withUser := strings.Replace(echo.URL, "http://", "http://relay:"+echoURLPass+"@", 1)
+	cfg := parseConfig(t, testConfig(srv, fmt.Sprintf(`webhooks {
+  slack {
+    url = "%s/services/T0ECHO2001/B0ECHO2002/%s?token=%s"
+    auth { type = bearer, key = %q }
+    headers { "X-Api-Key" = %q }
+    ws.proxy { host = "127.0.0.1", port = 9, user = px, password = %q, nonProxyHosts = ["127.0.0.1"] }
+  }
+  teams {
+    url = "%s/hooks/teams-tenant"
+    auth { type = basic, username = soc, password = %q }
+  }
+}`, withUser, echoPathToken, echoQuery, echoBearer, echoHeader, echoProxyPass, echo.URL, echoBasicPass)))
+	logs := &syncBuffer{}
+	r := startWith(t, cfg, Options{Version: "test", Logger: NewLogger(config.Log{Level: "debug", Format: "json"}, logs)})
+	waitFor(t, 10*time.Second, "ready", func() bool { return len(r.NotReady()) == 0 })
+	e := entry("Creation", "case", "a", "a", 1)
+	publish(t, js, "thehive.audit.case", e)
+
+	var shown strings.Builder
+	for _, name := range []string{"slack", "teams"} {
+		h := readDeadLetters(t, js, "auditrelay.deadletter."+name, 1)[e]
+		if h == nil {
+			t.Fatalf("%s: not dead-lettered", name)
+		}
+		reason := h.Get(audit.HeaderReason)
+		if !strings.HasPrefix(reason, "HTTP 400: path=**** ") {
+			t.Errorf("%s: reason %q, want the echoed path scrubbed", name, reason)
+		}
+		for _, k := range []string{audit.HeaderWebhook, audit.HeaderReason, audit.HeaderAttempts, audit.HeaderLastStatus, audit.HeaderStreamSeq, audit.HeaderStreamTime} {
+			fmt.Fprintf(&shown, "%s: %s\n", k, h.Get(k))
+		}
+	}
+	shown.Write(scrapeMetrics(t, r.AdminAddr()).raw)
+	r.stop(t)
+	shown.WriteString(logs.String())
+	noErr(t, cfg.Print(&shown))
+	noErr(t, Describe(cfg, &shown, time.Now()))
+	text := shown.String()
+	for _, want := range []string{`"url":"` + config.RedactURL(echo.URL) + `"`, `query=****`, `X-Api-Key: ****`, `Authorization: Bearer ****`, `Authorization: Basic ****`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %s", want)
+		}
+	}
+	assertNoSecret(t, text, echoSecrets())
 }

@@ -214,7 +214,8 @@ func (v *verifier) withoutSNI(cfg *tls.Config, host string) *tls.Config {
 //     no Timeout of its own;
 //   - at most delivery.maxInFlight connections per endpoint, all of them kept
 //     for reuse; HTTP/2 when the server offers it over TLS;
-//   - followRedirects false returns a 3xx as the response.
+//   - only 307 and 308 are followed, and only with followRedirects
+//     (checkRedirect); any other 3xx is returned as the response.
 //
 // Errors start with `webhook "<name>": ` and name the key path.
 func NewClient(wh *config.Webhook, logger *slog.Logger) (*http.Client, error) {
@@ -225,11 +226,32 @@ func NewClient(wh *config.Webhook, logger *slog.Logger) (*http.Client, error) {
 	if err := checkProxy(wh.WS.Proxy); err != nil {
 		return nil, webhookErr(wh, &config.FieldError{Path: "proxy", Err: err})
 	}
-	client := &http.Client{Transport: newTransport(wh, tlsCfg, logger)}
-	if !wh.WS.FollowRedirects {
-		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	}
+	client := &http.Client{Transport: newTransport(wh, tlsCfg, logger), CheckRedirect: checkRedirect(wh.WS.FollowRedirects)}
 	return client, nil
+}
+
+// maxRedirects bounds a chain of 307/308s, as net/http's default does.
+const maxRedirects = 10
+
+// checkRedirect follows only 307 and 308, which net/http re-sends with the
+// same method, headers and body (through Request.GetBody; the signature
+// stays valid, as it covers webhook-id, timestamp and body, not the URL).
+// A 301, 302 or 303 would become a GET without the entry whose 2xx would
+// count as delivered; it, any other 3xx, a 307/308 with followRedirects
+// false and the 307/308 past maxRedirects are returned as the response,
+// which Classify makes permanent. net/http drops Authorization when the
+// redirect leaves the host (and its subdomains).
+func checkRedirect(follow bool) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if !follow || len(via) > maxRedirects || req.Response == nil {
+			return http.ErrUseLastResponse
+		}
+		switch req.Response.StatusCode {
+		case http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+			return nil
+		}
+		return http.ErrUseLastResponse
+	}
 }
 
 func newTransport(wh *config.Webhook, tlsCfg *tls.Config, logger *slog.Logger) *http.Transport {

@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -388,28 +390,117 @@ func TestHTTP2WhenOffered(t *testing.T) {
 	}
 }
 
-func TestFollowRedirects(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// redirectTarget is an endpoint whose /old answers code with Location
+// /new, and whose /new records each request and answers 200.
+type redirectTarget struct {
+	*httptest.Server
+	mu   sync.Mutex
+	old  int
+	news []*recorded
+}
+
+type recorded struct {
+	method string
+	header http.Header
+	body   []byte
+}
+
+func newRedirectTarget(t *testing.T, code int) *redirectTarget {
+	rt := &redirectTarget{}
+	rt.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
 		if r.URL.Path == "/old" {
-			http.Redirect(w, r, "/new", http.StatusFound)
+			rt.old++
+			w.Header().Set("Location", "/new")
+			w.WriteHeader(code)
 			return
 		}
-		io.WriteString(w, r.URL.Path)
+		rt.news = append(rt.news, &recorded{method: r.Method, header: r.Header.Clone(), body: body})
+	}))
+	t.Cleanup(rt.Close)
+	return rt
+}
+
+func (rt *redirectTarget) got() (old int, news []*recorded) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.old, append([]*recorded(nil), rt.news...)
+}
+
+// TestRedirects sends a signed POST through the webhook's real attempt to
+// an endpoint answering each redirect code, with followRedirects true and
+// false: 307 and 308 are followed only with followRedirects and arrive as
+// the same POST with the exact body and a signature that still verifies;
+// every other case is permanent with the redirect's status, and /new is
+// never asked (a 301/302/303 would otherwise reach it as a GET).
+func TestRedirects(t *testing.T) {
+	for _, code := range []int{300, 301, 302, 303, 304, 305, 307, 308} {
+		for _, follow := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%d/follow=%t", code, follow), func(t *testing.T) {
+				rt := newRedirectTarget(t, code)
+				wh := testWebhook(rt.URL + "/old")
+				wh.WS.FollowRedirects = follow
+				wh.Signing.Secrets = []config.Secret{signSecretA}
+				w, err := New(*wh, Options{Stream: "THEHIVE_AUDIT", Version: "test"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(w.Close)
+				body := []byte(`{"operation":"Creation","objectType":"case","objectId":"r1"}`)
+				res := w.attempt(t.Context(), "THEHIVE_AUDIT.siem.1", body, 1)
+				old, news := rt.got()
+				if old != 1 {
+					t.Errorf("/old asked %d times, want 1", old)
+				}
+				if follow && (code == 307 || code == 308) {
+					checkFollowed(t, res, news, body)
+					return
+				}
+				if res.Outcome != Permanent || res.Status != strconv.Itoa(code) || len(news) != 0 {
+					t.Errorf("got %v %q with %d request(s) at /new; want permanent %d and none", res.Outcome, res.Status, len(news), code)
+				}
+				if !strings.Contains(res.reason(), "redirect not followed") {
+					t.Errorf("reason %q does not say the redirect was not followed", res.reason())
+				}
+			})
+		}
+	}
+}
+
+func checkFollowed(t *testing.T, res Result, news []*recorded, body []byte) {
+	t.Helper()
+	if res.Outcome != Delivered || res.Status != "200" || len(news) != 1 {
+		t.Fatalf("got %v %q with %d request(s) at /new; want delivered 200 and one", res.Outcome, res.Status, len(news))
+	}
+	got := news[0]
+	if got.method != http.MethodPost || !bytes.Equal(got.body, body) {
+		t.Errorf("/new got %s %q, want POST %q", got.method, got.body, body)
+	}
+	if err := verifyWith(t, signSecretA, got.body, got.header); err != nil {
+		t.Errorf("signature at /new does not verify: %v", err)
+	}
+}
+
+// TestRedirectLoopIsPermanent: a 307 chain longer than maxRedirects ends
+// as the last 307, permanent, after maxRedirects+1 requests.
+func TestRedirectLoopIsPermanent(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Redirect(w, r, r.URL.Path, http.StatusTemporaryRedirect)
 	}))
 	t.Cleanup(srv.Close)
-	for _, follow := range []bool{true, false} {
-		wh := testWebhook(srv.URL + "/old")
-		wh.WS.FollowRedirects = follow
-		body, resp, err := get(t, wh)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if follow && (resp.StatusCode != 200 || body != "/new") {
-			t.Errorf("followRedirects=true: %d %q", resp.StatusCode, body)
-		}
-		if !follow && (resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/new") {
-			t.Errorf("followRedirects=false: %d %q", resp.StatusCode, resp.Header.Get("Location"))
-		}
+	w, err := New(*testWebhook(srv.URL + "/loop"), Options{Stream: "THEHIVE_AUDIT", Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	res := w.attempt(t.Context(), "THEHIVE_AUDIT.siem.1", []byte(`{}`), 1)
+	if res.Outcome != Permanent || res.Status != "307" || n.Load() != maxRedirects+1 {
+		t.Errorf("got %v %q after %d requests; want permanent 307 after %d", res.Outcome, res.Status, n.Load(), maxRedirects+1)
 	}
 }
 

@@ -3,7 +3,6 @@ package sink
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -81,7 +80,10 @@ func (w *Webhook) attempt(ctx context.Context, id string, body []byte, n int) Re
 	resp, err := w.client.Do(req)
 	res := Classify(resp, err, time.Now())
 	if resp != nil {
-		res.snippet = w.scrub(drain(resp.Body, res.Outcome != Delivered))
+		res.snippet = w.snippet(resp.Body, res.Outcome != Delivered)
+	}
+	if res.Err != nil {
+		res.Err = &scrubbedError{err: res.Err, scrub: w.scrub}
 	}
 	w.observe(res, time.Since(start))
 	return res
@@ -101,26 +103,61 @@ func (w *Webhook) request(ctx context.Context, body []byte) *http.Request {
 	return req.WithContext(ctx)
 }
 
+// snippetLen is how much of a failed response's body a reason quotes.
+const snippetLen = 512
+
+// snippet drains the body and, when keep, returns its start scrubbed of
+// the webhook's secrets. It reads the longest secret's length past
+// snippetLen and scrubs before cutting, so a secret that straddles the cut
+// is hidden whole rather than shown in part.
+func (w *Webhook) snippet(body io.ReadCloser, keep bool) string {
+	n := 0
+	if keep {
+		n = snippetLen
+		if len(w.secrets) > 0 {
+			n += len(w.secrets[0]) // secretsOf sorts longest first
+		}
+	}
+	s := w.scrub(drain(body, n))
+	if len(s) > snippetLen {
+		s = s[:snippetLen]
+	}
+	return s
+}
+
 // drain reads what is left of a body so the connection is reused, keeping
-// the start of it when it will be logged.
-func drain(body io.ReadCloser, keep bool) string {
+// its first keep bytes.
+func drain(body io.ReadCloser, keep int) string {
 	defer body.Close()
 	var snippet []byte
-	if keep {
-		snippet, _ = io.ReadAll(io.LimitReader(body, 512))
+	if keep > 0 {
+		snippet, _ = io.ReadAll(io.LimitReader(body, int64(keep)))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, 1<<20))
 	return string(snippet)
 }
 
-// scrub hides the webhook's own secrets in a response snippet: a receiver
-// may echo the request (Authorization and all) back in its error page.
+// scrub hides the webhook's own secrets (secretsOf) in a response snippet
+// or an error's text: a receiver may echo the request (URL, Authorization,
+// headers and all) back in its error page. It is the one scrubber; every
+// reason, log line and send-test result goes through it.
 func (w *Webhook) scrub(s string) string {
 	for _, secret := range w.secrets {
 		s = strings.ReplaceAll(s, secret, "****")
 	}
 	return s
 }
+
+// scrubbedError shows its error's text scrubbed of the webhook's secrets,
+// while errors.As and errors.Is still see the error itself (ErrorKind, the
+// TLS peer of send-test).
+type scrubbedError struct {
+	err   error
+	scrub func(string) string
+}
+
+func (e *scrubbedError) Error() string { return e.scrub(e.err.Error()) }
+func (e *scrubbedError) Unwrap() error { return e.err }
 
 // observe records an attempt; a webhook going down or coming back is worth
 // one log line each way.
@@ -194,13 +231,17 @@ func (w *Webhook) handBack(u *unit, msgs []*audit.Message) {
 
 // reason is the Auditrelay-Reason of a dead letter.
 func (r Result) reason() string {
+	status := "HTTP " + r.Status
+	if r.redirect {
+		status += " (redirect not followed: only 307 and 308 are, with followRedirects)"
+	}
 	switch {
 	case r.Err != nil:
 		return r.Err.Error()
 	case r.snippet != "":
-		return fmt.Sprintf("HTTP %s: %s", r.Status, r.snippet)
+		return status + ": " + r.snippet
 	}
-	return "HTTP " + r.Status
+	return status
 }
 
 // sleep waits d, or returns false when ctx ends first.

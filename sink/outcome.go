@@ -47,13 +47,18 @@ type Result struct {
 	// snippet is the start of a failed response's body, for logs and the
 	// dead letter's reason.
 	snippet string
+	// redirect marks a 3xx that was not followed, so the reason says so.
+	redirect bool
 }
 
 // permanent are the statuses that no retry can fix (SPEC §4).
 var permanent = map[int]bool{400: true, 404: true, 405: true, 410: true, 413: true, 415: true, 422: true}
 
 // Classify is the one place that decides what a response or a request error
-// means. now is for Retry-After given as an HTTP date.
+// means: 2xx delivered; 400, 404, 405, 410, 413, 415, 422 and every 3xx
+// (a redirect the client did not follow) permanent; anything else, and
+// every request error, retried. now is for Retry-After given as an HTTP
+// date.
 func Classify(resp *http.Response, err error, now time.Time) Result {
 	if err != nil {
 		return Result{Outcome: Retry, Status: ErrorKind(err), Err: redactErr(err)}
@@ -65,6 +70,12 @@ func Classify(resp *http.Response, err error, now time.Time) Result {
 		r.Outcome = Delivered
 	case permanent[code]:
 		r.Outcome = Permanent
+	case code >= 300 && code < 400:
+		// The client follows 307 and 308 when followRedirects is set
+		// (checkRedirect); a 3xx that reaches here was not followed and
+		// never will be: 301/302/303 would lose the body.
+		r.Outcome = Permanent
+		r.redirect = true
 	default:
 		r.Outcome = Retry
 		r.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), now)

@@ -25,9 +25,39 @@ func TestClassifyEveryStatus(t *testing.T) {
 			want = Delivered
 		case code == 400 || code == 404 || code == 405 || code == 410 || code == 413 || code == 415 || code == 422:
 			want = Permanent
+		case code >= 300 && code < 400: // a redirect the client did not follow
+			want = Permanent
 		}
 		if got.Outcome != want || got.Status != strconv.Itoa(code) {
 			t.Errorf("%d: got %v %q, want %v %q", code, got.Outcome, got.Status, want, strconv.Itoa(code))
+		}
+	}
+}
+
+// TestClassifyRedirects: a 3xx reaches the classifier only when the
+// client did not follow it, so each is permanent, and its reason says why.
+func TestClassifyRedirects(t *testing.T) {
+	tests := []struct {
+		code int
+		want Outcome
+	}{
+		{http.StatusMultipleChoices, Permanent},
+		{http.StatusMovedPermanently, Permanent},
+		{http.StatusFound, Permanent},
+		{http.StatusSeeOther, Permanent},
+		{http.StatusNotModified, Permanent},
+		{http.StatusTemporaryRedirect, Permanent},
+		{http.StatusPermanentRedirect, Permanent},
+	}
+	for _, tt := range tests {
+		h := http.Header{"Location": {"https://other.example.org/new"}, "Retry-After": {"5"}}
+		got := Classify(&http.Response{StatusCode: tt.code, Header: h}, nil, time.Now())
+		if got.Outcome != tt.want || got.Status != strconv.Itoa(tt.code) || got.RetryAfter != 0 {
+			t.Errorf("%d: got %v %q retry-after %v, want %v", tt.code, got.Outcome, got.Status, got.RetryAfter, tt.want)
+		}
+		want := "HTTP " + strconv.Itoa(tt.code) + " (redirect not followed: only 307 and 308 are, with followRedirects)"
+		if r := got.reason(); r != want {
+			t.Errorf("%d: reason %q, want %q", tt.code, r, want)
 		}
 	}
 }

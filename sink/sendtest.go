@@ -27,7 +27,7 @@ const TestObjectType = "webhook.test"
 // the request's URL redacted too.
 type TestResult struct {
 	Webhook string
-	URL     string // redacted of userinfo and query
+	URL     string // config.RedactURL: scheme://host:port/****
 	Proxy   string // DescribeProxy: "direct" or the proxy without credentials
 	// Status is the HTTP status code, or tls | proxy | connect | timeout
 	// when there was no response; Outcome says what the engine would do.

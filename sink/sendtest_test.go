@@ -97,7 +97,7 @@ func TestSendTestUsesTheWebhooksRealPath(t *testing.T) {
 	if res.TLSVersion != "TLS 1.3" || res.PeerSubject != testServerSubject || !res.PeerVerified {
 		t.Errorf("TLS %q, peer %q verified %v; want TLS 1.3, %q, verified", res.TLSVersion, res.PeerSubject, res.PeerVerified, testServerSubject)
 	}
-	if res.Proxy != "direct" || res.Latency <= 0 || res.Webhook != "siem" || res.URL != srv.URL+"/hook" {
+	if res.Proxy != "direct" || res.Latency <= 0 || res.Webhook != "siem" || res.URL != srv.URL+"/****" {
 		t.Errorf("result %+v", res)
 	}
 	body, h := rec.got(t)

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -65,7 +67,8 @@ type Webhook struct {
 	stream  string
 	grace   time.Duration
 	maxHeld int
-	// secrets are scrubbed from response snippets before they are logged.
+	// secrets are scrubbed from response snippets and request errors
+	// before they are logged or stored (scrub).
 	secrets []string
 	up      atomic.Bool
 }
@@ -87,7 +90,8 @@ func New(wh config.Webhook, o Options) (*Webhook, error) {
 	log = log.With("webhook", wh.Name)
 	target, err := url.Parse(wh.URL)
 	if err != nil {
-		return nil, fmt.Errorf("webhook %q: url: %w", wh.Name, err)
+		// Not err: url.Parse quotes the whole URL, credential and all.
+		return nil, fmt.Errorf("webhook %q: url %s does not parse", wh.Name, config.RedactURL(wh.URL))
 	}
 	if err := ValidateHeaders(&wh); err != nil {
 		return nil, fmt.Errorf("webhook %q: %w", wh.Name, err)
@@ -115,26 +119,89 @@ func New(wh config.Webhook, o Options) (*Webhook, error) {
 	return w, nil
 }
 
-// secretsOf lists the webhook's secret values and the forms they travel in
-// (a Basic credential is base64 on the wire).
+// secretsOf lists every configured secret of the webhook, and the forms
+// it travels in, longest first (so a secret containing another is hidden
+// whole): auth password and key, the Basic credential, signing secrets,
+// every configured header value, the proxy password and its Basic
+// credential, and the URL's userinfo, path, path segments and query
+// values. Each also in base64. Values under 4 characters are left out:
+// hiding them would blank out ordinary words of a snippet.
 func secretsOf(wh *config.Webhook) []string {
-	var out []string
-	add := func(s string) {
-		if len(s) >= 4 {
-			out = append(out, s)
-		}
-	}
+	var ss secretSet
 	a := wh.Auth
-	add(string(a.Password))
-	add(string(a.Key))
+	ss.add(string(a.Password), string(a.Key))
 	if a.Username != "" || a.Password != "" {
-		add(base64.StdEncoding.EncodeToString([]byte(a.Username + ":" + string(a.Password))))
+		ss.add(basic(a.Username, string(a.Password)))
 	}
 	for _, s := range wh.Signing.Secrets {
-		add(string(s))
+		ss.add(string(s))
 	}
-	add(string(wh.WS.Proxy.Password))
-	return out
+	for _, v := range wh.Headers {
+		ss.add(v)
+	}
+	p := wh.WS.Proxy
+	ss.add(string(p.Password))
+	if p.User != "" || p.Password != "" {
+		ss.add(basic(p.User, string(p.Password)))
+	}
+	ss.url(wh.URL)
+	slices.SortFunc(ss.list, func(a, b string) int { return len(b) - len(a) })
+	return ss.list
+}
+
+// secretSet collects secrets once each, with their base64 form.
+type secretSet struct {
+	list []string
+	seen map[string]bool
+}
+
+func (ss *secretSet) add(values ...string) {
+	for _, v := range values {
+		for _, form := range []string{v, base64.StdEncoding.EncodeToString([]byte(v))} {
+			if len(v) >= 4 && !ss.seen[form] {
+				if ss.seen == nil {
+					ss.seen = map[string]bool{}
+				}
+				ss.seen[form] = true
+				ss.list = append(ss.list, form)
+			}
+		}
+	}
+}
+
+// url adds what a webhook URL carries beside scheme, host and port: Slack,
+// Teams and Discord put their credential in the path, others in the query.
+// A path segment counts on its own when it looks like a token (8
+// characters with a digit, or 16 and more): words such as "hooks" or
+// "services" would otherwise be blanked out of every snippet.
+func (ss *secretSet) url(raw string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return
+	}
+	if u.User != nil {
+		pw, _ := u.User.Password()
+		ss.add(u.User.String(), pw, basic(u.User.Username(), pw))
+	}
+	if u.Path != "/" {
+		ss.add(u.Path, u.EscapedPath())
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if len(seg) >= 16 || len(seg) >= 8 && strings.ContainsAny(seg, "0123456789") {
+			ss.add(seg, url.PathEscape(seg))
+		}
+	}
+	ss.add(u.RawQuery)
+	for _, vs := range u.Query() {
+		for _, v := range vs {
+			ss.add(v, url.QueryEscape(v))
+		}
+	}
+}
+
+// basic is the base64 form of a Basic credential, as it is on the wire.
+func basic(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 }
 
 // Name is the webhook's name as written.

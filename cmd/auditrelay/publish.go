@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,7 +31,7 @@ func cmdPublish(ctx context.Context, args []string, e *env) error {
 	defer in.Close()
 	nc, err := nats.Connect(*url, nats.Name("auditrelay publish"))
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", *url, err)
+		return fmt.Errorf("connect to %s: %w", redactServers(*url), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -139,4 +140,14 @@ func (p *publisher) subjectFor(data []byte) string {
 		return "thehive.audit.unknown"
 	}
 	return "thehive.audit." + config.SubjectToken(e.ObjectType)
+}
+
+// redactServers shows a -nats value (one URL or a comma-separated list)
+// as config.RedactURL does, so a user:password or token in it never shows.
+func redactServers(list string) string {
+	urls := strings.Split(list, ",")
+	for i, u := range urls {
+		urls[i] = config.RedactURL(strings.TrimSpace(u))
+	}
+	return strings.Join(urls, ",")
 }

@@ -106,7 +106,7 @@ func sendTests(ctx context.Context, hooks []*sink.Webhook) []sink.TestResult {
 
 // printTestResult writes one webhook's block:
 //
-//	siem  https://siem.example.org/hooks/thehive?****
+//	siem  https://siem.example.org:443/****
 //	  status   200 OK
 //	  latency  12ms
 //	  tls      TLS 1.3, peer CN=siem.example.org,O=Example

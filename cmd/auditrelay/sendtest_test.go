@@ -42,7 +42,7 @@ func TestSendTestTLS(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
 	}
 	wantLines(t, stdout,
-		"siem  "+srv.URL+"/hook?token=****",
+		"siem  "+srv.URL+"/****",
 		"  status   200 OK",
 		"  tls      TLS 1.3, peer "+serverSubject,
 		"  proxy    direct",
@@ -96,7 +96,7 @@ wrong { url = "%s/wrong", ws { %s } }`, srv.URL, jksTrust(t, "truststore.jks"), 
 	if code != exitFailure {
 		t.Fatalf("exit %d, want 1\n%s%s", code, stdout, stderr)
 	}
-	wantLines(t, stdout, "good  "+srv.URL+"/good", "wrong  "+srv.URL+"/wrong",
+	wantLines(t, stdout, "good  "+srv.URL+"/****", "wrong  "+srv.URL+"/****",
 		"  tls      peer "+serverSubject+" (not verified)")
 	if !strings.Contains(stdout, "  status   failed (tls): ") || !strings.Contains(stdout, "  status   200 OK") {
 		t.Errorf("want one 200 and one tls failure:\n%s", stdout)

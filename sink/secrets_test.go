@@ -1,0 +1,155 @@
+package sink
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/auditrelay/auditrelay/config"
+)
+
+// Secrets of the echo tests; each distinctive, so a leak cannot hide.
+const (
+	leakPathToken = "pathS3CRETtoken0123456789"
+	leakPath      = "/services/T0LEAK0001/B0LEAK0002/" + leakPathToken
+	leakQuery     = "query-S3CRET-1001"
+	leakURLPass   = "urlpass-S3CRET-1002"
+	leakBearer    = "bearer-S3CRET-1003"
+	leakHeader    = "header-S3CRET-1004"
+	leakBasicPass = "basic-S3CRET-1005"
+	leakProxyPass = "proxy-S3CRET-1006"
+)
+
+// leaks are the secrets of echoWebhook and the forms they travel in.
+func leaks() []string {
+	return []string{leakPath, leakPathToken, "T0LEAK0001", "B0LEAK0002", leakQuery, leakURLPass, leakBearer,
+		leakHeader, leakBasicPass, base64.StdEncoding.EncodeToString([]byte("relay:" + leakURLPass)),
+		base64.StdEncoding.EncodeToString([]byte(leakHeader))}
+}
+
+// echoServer answers 400 with pad bytes of padding, then the request as it
+// arrived: path, query, every header and the body.
+func echoServer(t *testing.T, pad int) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "%spath=%s query=%s", strings.Repeat("x", pad), r.URL.EscapedPath(), r.URL.RawQuery)
+		for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+			fmt.Fprintf(w, " %s: %s", k, strings.Join(r.Header[k], ","))
+		}
+		fmt.Fprintf(w, " body=%s", body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// echoWebhook carries a secret in the URL's userinfo, path and query, a
+// bearer key and a configured header.
+func echoWebhook(srv *httptest.Server) *config.Webhook {
+	u, _ := url.Parse(srv.URL)
+	u.User = url.UserPassword("relay", leakURLPass)
+	wh := testWebhook(u.String() + leakPath + "?token=" + leakQuery + "&tenant=soc")
+	wh.Auth = config.Auth{Type: "bearer", Key: leakBearer}
+	wh.Headers = map[string]string{"X-Api-Key": leakHeader}
+	return wh
+}
+
+// TestEchoedRequestScrubbed: an endpoint that echoes the whole request in
+// its error body shows none of the webhook's secrets in the result, its
+// reason or its error — also when a secret straddles the snippet's cut.
+func TestEchoedRequestScrubbed(t *testing.T) {
+	for _, pad := range []int{0, snippetLen - 20} {
+		t.Run(fmt.Sprintf("pad=%d", pad), func(t *testing.T) {
+			srv := echoServer(t, pad)
+			wh := echoWebhook(srv)
+			w, err := New(*wh, Options{Stream: "THEHIVE_AUDIT", Version: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(w.Close)
+			res := w.attempt(t.Context(), "THEHIVE_AUDIT.siem.1", []byte(`{"x":1}`), 1)
+			if res.Outcome != Permanent || res.Status != "400" {
+				t.Fatalf("got %v %q, want permanent 400", res.Outcome, res.Status)
+			}
+			shown := res.reason()
+			if pad == 0 && !strings.Contains(shown, "path=**** query=****") {
+				t.Errorf("reason %q: want path and query scrubbed to ****", shown)
+			}
+			if len(res.snippet) > snippetLen {
+				t.Errorf("snippet of %d bytes, want at most %d", len(res.snippet), snippetLen)
+			}
+			assertNoLeak(t, shown, leaks())
+		})
+	}
+}
+
+// assertNoLeak fails when shown holds any 10 consecutive bytes of a
+// secret: a secret shown in part (cut at the snippet's end) leaks too.
+func assertNoLeak(t *testing.T, shown string, secrets []string) {
+	t.Helper()
+	for _, s := range secrets {
+		n := min(10, len(s))
+		for i := 0; i+n <= len(s); i++ {
+			if strings.Contains(shown, s[i:i+n]) {
+				t.Errorf("%q shows %q of secret %q", shown, s[i:i+n], s)
+				break
+			}
+		}
+	}
+}
+
+// TestRequestErrorScrubbed: the error net/http gives for a refused
+// connection names the URL; the reason shows it as scheme://host:port/****.
+func TestRequestErrorScrubbed(t *testing.T) {
+	srv := echoServer(t, 0)
+	wh := echoWebhook(srv)
+	srv.Close() // nothing listens there now: connection refused
+	w, err := New(*wh, Options{Stream: "THEHIVE_AUDIT", Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	res := w.attempt(t.Context(), "THEHIVE_AUDIT.siem.1", []byte(`{}`), 1)
+	want := config.RedactURL(srv.URL)
+	if res.Status != KindConnect || !strings.Contains(res.reason(), `Post "`+want+`"`) {
+		t.Errorf("got %q, reason %q; want connect naming %s", res.Status, res.reason(), want)
+	}
+	assertNoLeak(t, res.reason(), leaks())
+}
+
+// TestSecretsOf: every configured secret, its Basic and base64 forms, the
+// URL's path, path tokens and query values, longest first; words of the
+// path and values under 4 characters are not secrets.
+func TestSecretsOf(t *testing.T) {
+	wh := testWebhook("https://relay:" + leakURLPass + "@h.example.org/hooks/services/T0LEAK0001/" + leakPathToken + "?token=" + leakQuery + "&n=1")
+	wh.Auth = config.Auth{Type: "basic", Username: "soc", Password: leakBasicPass}
+	wh.Headers = map[string]string{"X-Api-Key": leakHeader, "X-Short": "ab"}
+	wh.Signing.Secrets = []config.Secret{signSecretA}
+	wh.WS.Proxy = config.Proxy{Host: "127.0.0.1", Port: 3128, User: "px", Password: leakProxyPass}
+	got := secretsOf(wh)
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, want := range []string{
+		leakBasicPass, b64("soc:" + leakBasicPass), leakHeader, b64(leakHeader), signSecretA,
+		leakProxyPass, b64("px:" + leakProxyPass), leakURLPass, b64("relay:" + leakURLPass),
+		"/hooks/services/T0LEAK0001/" + leakPathToken, "T0LEAK0001", leakPathToken, leakQuery,
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("secretsOf lacks %q", want)
+		}
+	}
+	for _, not := range []string{"hooks", "services", "ab", "1"} {
+		if slices.Contains(got, not) {
+			t.Errorf("secretsOf has %q", not)
+		}
+	}
+	if !slices.IsSortedFunc(got, func(a, b string) int { return len(b) - len(a) }) {
+		t.Errorf("secretsOf not longest first: %q", got)
+	}
+}
