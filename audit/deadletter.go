@@ -23,7 +23,14 @@ const (
 	// audit stream, for `deadletter list` and redrive.
 	HeaderStreamSeq  = "Auditrelay-Stream-Seq"
 	HeaderStreamTime = "Auditrelay-Stream-Time"
+	// HeaderBody is BodyOmitted on a dead letter stored without its body:
+	// with the headers, the entry would exceed the server's max_payload.
+	// The entry stays in the audit stream at Auditrelay-Stream-Seq.
+	HeaderBody = "Auditrelay-Body"
 )
+
+// BodyOmitted is the value of HeaderBody on a dead letter without its body.
+const BodyOmitted = "omitted"
 
 // InvalidToken is the subject token of entries that are not audit entries.
 const InvalidToken = "_invalid"
@@ -48,8 +55,27 @@ func (s *Source) DeadLetterSubject(name string) string {
 
 // PublishDeadLetter stores data, unchanged, in the dead-letter stream and
 // returns once JetStream has acknowledged it: only then may the entry be
-// acknowledged in the audit stream.
+// acknowledged in the audit stream. A dead letter that would not fit the
+// server's max_payload is stored without its body (HeaderBody): retrying
+// could never store it, and the entry is still in the audit stream.
 func (s *Source) PublishDeadLetter(ctx context.Context, dl DeadLetter, data []byte) error {
+	msg := s.deadLetterMsg(dl, data)
+	if s.tooLarge(msg) {
+		omitBody(msg)
+	}
+	_, err := s.js.PublishMsg(ctx, msg)
+	if errors.Is(err, nats.ErrMaxPayload) && msg.Data != nil {
+		// The server's limit changed since tooLarge looked at it.
+		omitBody(msg)
+		_, err = s.js.PublishMsg(ctx, msg)
+	}
+	if err != nil {
+		return fmt.Errorf("store dead letter on %s: %w", msg.Subject, err)
+	}
+	return nil
+}
+
+func (s *Source) deadLetterMsg(dl DeadLetter, data []byte) *nats.Msg {
 	msg := nats.NewMsg(s.DeadLetterSubject(dl.Webhook))
 	msg.Data = data
 	msg.Header.Set(HeaderReason, dl.Reason)
@@ -60,10 +86,20 @@ func (s *Source) PublishDeadLetter(ctx context.Context, dl DeadLetter, data []by
 		msg.Header.Set(HeaderAttempts, strconv.Itoa(dl.Attempts))
 		msg.Header.Set(HeaderLastStatus, dl.LastStatus)
 	}
-	if _, err := s.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("store dead letter on %s: %w", msg.Subject, err)
-	}
-	return nil
+	return msg
+}
+
+// tooLarge says whether msg's headers and body exceed the max_payload of
+// the server the connection is on (unknown before a first connection:
+// then the publish itself says so, see PublishDeadLetter).
+func (s *Source) tooLarge(msg *nats.Msg) bool {
+	limit := s.nc.MaxPayload()
+	return limit > 0 && int64(msg.Size()-len(msg.Subject)) > limit
+}
+
+func omitBody(msg *nats.Msg) {
+	msg.Data = nil
+	msg.Header.Set(HeaderBody, BodyOmitted)
 }
 
 // Intake is the consumer that sees every entry once, whatever the webhooks:
@@ -98,7 +134,9 @@ func (s *Source) Intake(ctx context.Context) (*Intake, error) {
 // Run reads entries until ctx ends. An invalid entry is dead-lettered with
 // its reason, logged once and acknowledged; it never stops the intake.
 func (in *Intake) Run(ctx context.Context, c IntakeCounters) error {
-	stop := context.AfterFunc(ctx, in.feed.Stop)
+	// Drained rather than stopped: what was pulled is counted and acked
+	// here, instead of being redelivered to the next intake uncounted.
+	stop := context.AfterFunc(ctx, in.feed.Drain)
 	defer stop()
 	for {
 		msg, err := in.feed.next()
@@ -115,15 +153,24 @@ func (in *Intake) Release() { in.feed.Release() }
 // Role is this replica's role for the intake consumer.
 func (in *Intake) Role(ctx context.Context) (Role, error) { return in.feed.Role(ctx) }
 
+// handle counts an entry on its first delivery only: a redelivery (an
+// invalid entry whose dead letter could not be stored yet, an intake that
+// stopped before acknowledging) was counted when it was first handed out,
+// by this process or by the one before it. See firstDelivery.
 func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, c IntakeCounters) {
-	c.Received()
+	first := firstDelivery(msg)
+	if first {
+		c.Received()
+	}
 	m, err := toMessage(msg, in.feed.max, in.feed.cache)
 	var bad *InvalidError
 	if !errors.As(err, &bad) {
 		_ = msg.Ack()
 		return
 	}
-	c.Invalid()
+	if first {
+		c.Invalid()
+	}
 	dl := DeadLetter{Reason: bad.Reason, StreamSeq: m.Seq, StreamTime: m.Time}
 	if err := in.src.PublishDeadLetter(ctx, dl, msg.Data()); err != nil {
 		in.src.log.Warn("invalid entry not dead-lettered yet; JetStream will redeliver it", "seq", m.Seq, "err", err)
@@ -132,4 +179,14 @@ func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, c IntakeCounter
 	}
 	in.src.log.Warn("invalid entry dead-lettered", "seq", m.Seq, "subject", in.src.DeadLetterSubject(""), "reason", bad.Reason)
 	_ = msg.Ack()
+}
+
+// firstDelivery says whether JetStream hands msg out for the first time.
+// Counting only then counts each stream sequence at most once, across
+// redeliveries, restarts and replicas. An entry whose first delivery was
+// never handled (the process was killed with it pulled but unread) is not
+// counted at all: a crash can under-count, never over-count.
+func firstDelivery(msg jetstream.Msg) bool {
+	md, err := msg.Metadata()
+	return err == nil && md.NumDelivered == 1
 }

@@ -19,8 +19,13 @@ type StoredDeadLetter struct {
 	// DeadLetter.StreamSeq and StreamTime are the entry's in the audit stream.
 	Seq  uint64
 	Time time.Time
-	// Data is the entry as published.
+	// Data is the entry as published. For a dead letter stored without
+	// its body (BodyOmitted) it is read from the audit stream, and stays
+	// nil once the stream no longer keeps the entry.
 	Data []byte
+	// BodyOmitted dead letters were too large for the server's max_payload
+	// and were stored without the entry (HeaderBody).
+	BodyOmitted bool
 	// Entry is Data decoded; zero for an invalid entry (Webhook "").
 	Entry Entry
 }
@@ -58,6 +63,9 @@ func (s *Source) ListDeadLetters(ctx context.Context, webhook string, fn func(*S
 		if webhook != "" && webhook != InvalidToken && dl.Webhook != webhook {
 			continue // another webhook whose name maps to the same subject token
 		}
+		if err := s.readOmitted(ctx, dl); err != nil {
+			return err
+		}
 		if err := fn(dl); err != nil {
 			return err
 		}
@@ -87,12 +95,34 @@ func (s *Source) storedDeadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata) 
 	dl.Attempts, _ = strconv.Atoi(h.Get(HeaderAttempts))
 	dl.StreamSeq, _ = strconv.ParseUint(h.Get(HeaderStreamSeq), 10, 64)
 	dl.StreamTime, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderStreamTime))
+	if h.Get(HeaderBody) == BodyOmitted {
+		dl.BodyOmitted, dl.Data = true, nil
+	}
 	if msg.Subject() == s.DeadLetterSubject("") {
 		return dl
 	}
 	dl.Webhook = h.Get(HeaderWebhook)
 	dl.Entry, _ = Decode(dl.Data, 0)
 	return dl
+}
+
+// readOmitted reads the entry of a webhook's dead letter stored without its
+// body from the audit stream. An entry the stream no longer keeps is left
+// empty; any other failure is an error.
+func (s *Source) readOmitted(ctx context.Context, dl *StoredDeadLetter) error {
+	if !dl.BodyOmitted || dl.Webhook == "" || dl.StreamSeq == 0 {
+		return nil
+	}
+	data, err := s.entryData(ctx, dl.StreamSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read entry %d of dead letter %d from stream %s: %w", dl.StreamSeq, dl.Seq, s.cfg.Stream.Name, err)
+	}
+	dl.Data = data
+	dl.Entry, _ = Decode(data, 0)
+	return nil
 }
 
 // DeadLetterCounts is how many dead letters the stream keeps per subject
@@ -140,8 +170,9 @@ type RedriveStats struct {
 	Removed int
 	// Kept dead letters were left in place: not redriven because keep
 	// refused them (the webhook's filter), their entry no longer reads as
-	// one (a lower maxEntryBytes), or they lack the Auditrelay-Stream-Seq
-	// the original webhook-id is made of.
+	// one (a lower maxEntryBytes), they were stored without their body and
+	// the audit stream no longer keeps the entry, or they lack the
+	// Auditrelay-Stream-Seq the original webhook-id is made of.
 	Kept int
 	// Errors are dead letters whose entry was done but that could not be
 	// removed: the next redrive delivers them again, with the same webhook-id.
@@ -189,6 +220,10 @@ func (r *Redrive) message(dl *StoredDeadLetter) *Message {
 	if dl.Webhook != r.webhook {
 		return nil // another webhook whose name maps to the same subject token
 	}
+	if err := r.readOmitted(dl); err != nil {
+		r.count(func(s *RedriveStats) { s.Kept++; s.Errors = append(s.Errors, err) })
+		return nil
+	}
 	if dl.Entry.Raw == nil || dl.StreamSeq == 0 || r.keep != nil && !r.keep(&dl.Entry) {
 		r.count(func(s *RedriveStats) { s.Kept++ })
 		return nil
@@ -204,6 +239,13 @@ func (r *Redrive) message(dl *StoredDeadLetter) *Message {
 		t = dl.Time
 	}
 	return &Message{Entry: dl.Entry, Seq: dl.StreamSeq, Time: t, msg: redriven{r, dl.StreamSeq}}
+}
+
+// readOmitted reads the entry of a dead letter stored without its body.
+func (r *Redrive) readOmitted(dl *StoredDeadLetter) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return r.src.readOmitted(ctx, dl)
 }
 
 func (r *Redrive) count(f func(*RedriveStats)) {
