@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -43,6 +44,40 @@ type DeadLetter struct {
 	LastStatus string // HTTP status, or tls | proxy | connect | timeout
 	StreamSeq  uint64
 	StreamTime time.Time
+	// Round tells this dead-lettering of the entry for the webhook from
+	// the others: 0 from the webhook's consumer, one more than the dead
+	// letter's own from a redrive, the replay's start (Unix nanoseconds)
+	// from a replay. With the webhook and StreamSeq it makes the dead
+	// letter's Nats-Msg-Id, so the copies of one store (retries buffered
+	// while NATS reconnects) are stored once, and a later dead-lettering
+	// is never taken for a copy of an earlier one.
+	Round uint64
+}
+
+// DeadLetterDuplicates is the dead-letter stream's duplicate window: copies
+// of a dead letter arriving this close together are stored once. Retries
+// buffered while NATS is unreachable arrive together when it is back.
+const DeadLetterDuplicates = 2 * time.Minute
+
+// msgID is the dead letter's Nats-Msg-Id: <webhook>:<stream seq>:<round>,
+// the webhook being InvalidToken for an invalid entry.
+func (dl DeadLetter) msgID() string {
+	w := dl.Webhook
+	if w == "" {
+		w = InvalidToken
+	}
+	return w + ":" + strconv.FormatUint(dl.StreamSeq, 10) + ":" + strconv.FormatUint(dl.Round, 10)
+}
+
+// roundOf is the round of a stored dead letter's Nats-Msg-Id; 0 for one
+// without (stored by a sidecar that set none).
+func roundOf(msgID string) uint64 {
+	i := strings.LastIndexByte(msgID, ':')
+	if i < 0 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(msgID[i+1:], 10, 64)
+	return n
 }
 
 // DeadLetterSubject is where the dead letters of webhook name go.
@@ -54,30 +89,34 @@ func (s *Source) DeadLetterSubject(name string) string {
 }
 
 // PublishDeadLetter stores data, unchanged, in the dead-letter stream and
-// returns once JetStream has acknowledged it: only then may the entry be
-// acknowledged in the audit stream. A dead letter that would not fit the
-// server's max_payload is stored without its body (HeaderBody): retrying
-// could never store it, and the entry is still in the audit stream.
-func (s *Source) PublishDeadLetter(ctx context.Context, dl DeadLetter, data []byte) error {
+// returns once JetStream has acknowledged it, with the dead letter's
+// sequence there: only then may the entry be acknowledged in the audit
+// stream. A copy of a dead letter stored within DeadLetterDuplicates (same
+// webhook, entry and round) is not stored again; its sequence is that of
+// the one stored. A dead letter that would not fit the server's
+// max_payload is stored without its body (HeaderBody): retrying could
+// never store it, and the entry is still in the audit stream.
+func (s *Source) PublishDeadLetter(ctx context.Context, dl DeadLetter, data []byte) (uint64, error) {
 	msg := s.deadLetterMsg(dl, data)
 	if s.tooLarge(msg) {
 		omitBody(msg)
 	}
-	_, err := s.js.PublishMsg(ctx, msg)
+	ack, err := s.js.PublishMsg(ctx, msg)
 	if errors.Is(err, nats.ErrMaxPayload) && msg.Data != nil {
 		// The server's limit changed since tooLarge looked at it.
 		omitBody(msg)
-		_, err = s.js.PublishMsg(ctx, msg)
+		ack, err = s.js.PublishMsg(ctx, msg)
 	}
 	if err != nil {
-		return fmt.Errorf("store dead letter on %s: %w", msg.Subject, err)
+		return 0, fmt.Errorf("store dead letter on %s: %w", msg.Subject, err)
 	}
-	return nil
+	return ack.Sequence, nil
 }
 
 func (s *Source) deadLetterMsg(dl DeadLetter, data []byte) *nats.Msg {
 	msg := nats.NewMsg(s.DeadLetterSubject(dl.Webhook))
 	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, dl.msgID())
 	msg.Header.Set(HeaderReason, dl.Reason)
 	msg.Header.Set(HeaderStreamSeq, strconv.FormatUint(dl.StreamSeq, 10))
 	msg.Header.Set(HeaderStreamTime, dl.StreamTime.UTC().Format(time.RFC3339Nano))
@@ -172,7 +211,7 @@ func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, c IntakeCounter
 		c.Invalid()
 	}
 	dl := DeadLetter{Reason: bad.Reason, StreamSeq: m.Seq, StreamTime: m.Time}
-	if err := in.src.PublishDeadLetter(ctx, dl, msg.Data()); err != nil {
+	if _, err := in.src.PublishDeadLetter(ctx, dl, msg.Data()); err != nil {
 		in.src.log.Warn("invalid entry not dead-lettered yet; JetStream will redeliver it", "seq", m.Seq, "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return

@@ -16,6 +16,9 @@ type Message struct {
 	Seq uint64
 	// Time is when the stream stored the entry (publish time).
 	Time time.Time
+	// Round is the DeadLetter.Round of this delivery's dead letter, should
+	// it fail: 0 from the webhook's consumer, more from a redrive or replay.
+	Round uint64
 
 	msg acker
 }
@@ -37,6 +40,22 @@ func (m *Message) Ack() error {
 		return nil
 	}
 	return m.msg.Ack()
+}
+
+// deadLetterAcker is an acker that keeps the entry's new dead letter: a
+// redrive removes the entry's earlier ones.
+type deadLetterAcker interface {
+	ackDeadLettered(dlSeq uint64) error
+}
+
+// AckDeadLettered acknowledges the entry once it is stored as a dead letter
+// at dlSeq of the dead-letter stream. A redriven entry's earlier dead
+// letters are removed, never the one at dlSeq.
+func (m *Message) AckDeadLettered(dlSeq uint64) error {
+	if d, ok := m.msg.(deadLetterAcker); ok {
+		return d.ackDeadLettered(dlSeq)
+	}
+	return m.Ack()
 }
 
 // InProgress resets the redelivery timer while a retry chain outlives AckWait.

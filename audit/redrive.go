@@ -95,6 +95,7 @@ func (s *Source) storedDeadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata) 
 	dl.Attempts, _ = strconv.Atoi(h.Get(HeaderAttempts))
 	dl.StreamSeq, _ = strconv.ParseUint(h.Get(HeaderStreamSeq), 10, 64)
 	dl.StreamTime, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderStreamTime))
+	dl.Round = roundOf(h.Get(jetstream.MsgIDHeader))
 	if h.Get(HeaderBody) == BodyOmitted {
 		dl.BodyOmitted, dl.Data = true, nil
 	}
@@ -238,7 +239,7 @@ func (r *Redrive) message(dl *StoredDeadLetter) *Message {
 	if t.IsZero() {
 		t = dl.Time
 	}
-	return &Message{Entry: dl.Entry, Seq: dl.StreamSeq, Time: t, msg: redriven{r, dl.StreamSeq}}
+	return &Message{Entry: dl.Entry, Seq: dl.StreamSeq, Time: t, Round: dl.Round + 1, msg: redriven{r, dl.StreamSeq}}
 }
 
 // readOmitted reads the entry of a dead letter stored without its body.
@@ -255,8 +256,11 @@ func (r *Redrive) count(f func(*RedriveStats)) {
 }
 
 // remove deletes the dead letters of the entry at seq, which is done,
-// including any of its duplicates read meanwhile.
-func (r *Redrive) remove(seq uint64) {
+// including any of its duplicates read meanwhile, but for the one at keep:
+// the entry's new dead letter, which JetStream may have found a copy of
+// one read here (same round, within the duplicate window) and not stored
+// anew. 0 keeps none.
+func (r *Redrive) remove(seq, keep uint64) {
 	for {
 		r.mu.Lock()
 		dls := r.dls[seq]
@@ -269,7 +273,9 @@ func (r *Redrive) remove(seq uint64) {
 		r.dls[seq] = nil
 		r.mu.Unlock()
 		for _, dlSeq := range dls {
-			r.delete(seq, dlSeq)
+			if dlSeq != keep {
+				r.delete(seq, dlSeq)
+			}
 		}
 	}
 }
@@ -315,12 +321,14 @@ func (r *Redrive) Stats() RedriveStats {
 // Close stops reading and deletes the redrive's consumer.
 func (r *Redrive) Close() { r.b.close(r.src.js, DeadLetterStream) }
 
-// redriven acknowledges a redriven entry: its dead letters are removed.
+// redriven acknowledges a redriven entry: its dead letters are removed,
+// but for a new one it was dead-lettered to.
 type redriven struct {
 	r   *Redrive
 	seq uint64
 }
 
-func (d redriven) Ack() error                       { d.r.remove(d.seq); return nil }
-func (d redriven) InProgress() error                { return nil }
-func (d redriven) NakWithDelay(time.Duration) error { return nil }
+func (d redriven) Ack() error                         { d.r.remove(d.seq, 0); return nil }
+func (d redriven) ackDeadLettered(dlSeq uint64) error { d.r.remove(d.seq, dlSeq); return nil }
+func (d redriven) InProgress() error                  { return nil }
+func (d redriven) NakWithDelay(time.Duration) error   { return nil }

@@ -169,7 +169,7 @@ func (s *Source) ensureAudit(ctx context.Context) error {
 func (s *Source) ensureDeadLetters(ctx context.Context) error {
 	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: DeadLetterStream, Subjects: []string{s.dlPrefix + ".>"}, Storage: jetstream.FileStorage,
-		Replicas: s.cfg.Stream.Replicas, Description: "auditrelay dead letters",
+		Replicas: s.cfg.Stream.Replicas, Description: "auditrelay dead letters", Duplicates: DeadLetterDuplicates,
 	})
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", DeadLetterStream, err)

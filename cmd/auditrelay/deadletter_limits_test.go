@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -145,5 +147,51 @@ func TestDeadLetterTooLargeForNATS(t *testing.T) {
 	}
 	if n := deadLetterCount(t, js, "auditrelay.deadletter.siem"); n != 0 {
 		t.Errorf("%d dead letters of siem left after the redrive", n)
+	}
+}
+
+// TestDeadLetterRedriveFailingAgainKeepsOneCopy: redrives that dead-letter
+// every entry again, one right after the other (well within the dead-letter
+// stream's duplicate window), leave exactly one dead letter per entry, the
+// newest. One entry starts with two dead letters (a redrive that stored its
+// new dead letter and stopped before removing the old one); its new dead
+// letter's id is that of the newer one, which JetStream answers as a
+// duplicate, and that one must stay.
+func TestDeadLetterRedriveFailingAgainKeepsOneCopy(t *testing.T) {
+	f := newDLFixture(t)
+	cfg, err := load(f.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	src, err := connectTool(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	first := f.listJSON(t, "-webhook", "siem")[0]
+	streamSeq := uint64(first["streamSeq"].(float64))
+	dl := audit.DeadLetter{Webhook: "siem", Reason: "HTTP 503", Attempts: 2, LastStatus: "503", StreamSeq: streamSeq, Round: 1}
+	if _, err := src.PublishDeadLetter(ctx, dl, []byte(f.entries[slices.Index(f.seqs, streamSeq)])); err != nil {
+		t.Fatal(err)
+	}
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusInternalServerError} {
+		f.rc.answer("/siem", status)
+		code, out, stderr := runTool(t, "deadletter", "-config", f.file, "redrive", "-webhook", "siem")
+		if code != 1 || !strings.Contains(out, "siem: delivered 0, dead-lettered again 3") {
+			t.Fatalf("redrive to a receiver answering %d exited %d:\n%s%s", status, code, out, stderr)
+		}
+		lines := f.listJSON(t, "-webhook", "siem")
+		got := map[float64]int{}
+		for _, l := range lines {
+			got[l["streamSeq"].(float64)]++
+			if l["lastStatus"] != strconv.Itoa(status) {
+				t.Errorf("after a redrive answered %d: dead letter %v", status, l)
+			}
+		}
+		if len(lines) != 3 || len(got) != 3 {
+			t.Fatalf("after a redrive answered %d: %d dead letters of %d entries, want one of each of 3: %v", status, len(lines), len(got), lines)
+		}
 	}
 }
