@@ -16,6 +16,10 @@ type Message struct {
 	Seq uint64
 	// Time is when the stream stored the entry (publish time).
 	Time time.Time
+	// RetryFrom, when set, is where retry.maxAge counts from instead of
+	// Time: the start of a redrive or replay, so that an old entry gets
+	// its attempts there too. See MaxAgeFrom.
+	RetryFrom time.Time
 	// Round is the DeadLetter.Round of this delivery's dead letter, should
 	// it fail: 0 from the webhook's consumer, more from a redrive or replay.
 	Round uint64
@@ -40,6 +44,15 @@ func (m *Message) Ack() error {
 		return nil
 	}
 	return m.msg.Ack()
+}
+
+// MaxAgeFrom is where the entry's retry.maxAge counts from: when the stream
+// stored it, or when the redrive or replay delivering it again began.
+func (m *Message) MaxAgeFrom() time.Time {
+	if !m.RetryFrom.IsZero() {
+		return m.RetryFrom
+	}
+	return m.Time
 }
 
 // deadLetterAcker is an acker that keeps the entry's new dead letter: a

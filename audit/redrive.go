@@ -159,6 +159,7 @@ type Redrive struct {
 	b       *bounded
 	webhook string
 	keep    func(*Entry) bool
+	begun   time.Time // retry.maxAge counts from here (Message.RetryFrom)
 
 	mu    sync.Mutex
 	dls   map[uint64][]uint64 // audit-stream sequence => its dead letters' sequences
@@ -195,7 +196,7 @@ func (s *Source) Redrive(ctx context.Context, webhook string, keep func(*Entry) 
 	if err != nil {
 		return nil, err
 	}
-	return &Redrive{src: s, st: st, b: b, webhook: webhook, keep: keep, dls: map[uint64][]uint64{}}, nil
+	return &Redrive{src: s, st: st, b: b, webhook: webhook, keep: keep, begun: time.Now(), dls: map[uint64][]uint64{}}, nil
 }
 
 // Next returns the next entry to redrive. Two dead letters of the same
@@ -239,7 +240,8 @@ func (r *Redrive) message(dl *StoredDeadLetter) *Message {
 	if t.IsZero() {
 		t = dl.Time
 	}
-	return &Message{Entry: dl.Entry, Seq: dl.StreamSeq, Time: t, Round: dl.Round + 1, msg: redriven{r, dl.StreamSeq}}
+	return &Message{Entry: dl.Entry, Seq: dl.StreamSeq, Time: t, RetryFrom: r.begun, Round: dl.Round + 1,
+		msg: redriven{r, dl.StreamSeq}}
 }
 
 // readOmitted reads the entry of a dead letter stored without its body.

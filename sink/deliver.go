@@ -56,7 +56,7 @@ func (w *Webhook) retry(soft, hard context.Context, u *unit, msgs []*audit.Messa
 		case hard.Err() != nil:
 			w.handBack(u, msgs)
 			return
-		case n >= r.MaxAttempts || time.Since(msgs[0].Time) >= r.MaxAge:
+		case n >= r.MaxAttempts || time.Since(msgs[0].MaxAgeFrom()) >= r.MaxAge:
 			w.deadLetter(hard, u, msgs, n, res)
 			return
 		}

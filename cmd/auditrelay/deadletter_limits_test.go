@@ -195,3 +195,56 @@ func TestDeadLetterRedriveFailingAgainKeepsOneCopy(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxAgeCountsFromRedriveAndReplay: entries older than their webhook's
+// retry.maxAge get their full maxAttempts when redriven or replayed: maxAge
+// counts from when the redrive or replay began, not from the entries'
+// stream time.
+func TestMaxAgeCountsFromRedriveAndReplay(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	rc := newToolReceiver(t, "/siem")
+	rc.answer("/siem", http.StatusServiceUnavailable)
+	const maxAge = 2 * time.Second
+	file := toolConfig(t, srv, fmt.Sprintf(`webhooks.siem { url = "%s/siem", delivery { orderBy = none,
+  retry { maxAttempts = 3, initialBackoff = 10ms, maxBackoff = 20ms, maxAge = %s } } }`, rc.URL, maxAge))
+	stop := runSidecar(t, js, file, "siem")
+	seqs := toolPublish(t, js, toolEntry("Creation", "case", 0), toolEntry("Update", "case", 1))
+	published := time.Now()
+	toolWait(t, 10*time.Second, "two dead letters", func() bool { return deadLetterCount(t, js, "auditrelay.deadletter.siem") == 2 })
+	stop()
+	toolWait(t, 2*maxAge, "entries older than maxAge", func() bool { return time.Since(published) > maxAge })
+
+	f := &dlFixture{js: js, file: file}
+	before := len(rc.got("/siem"))
+	code, out, stderr := runTool(t, "deadletter", "-config", file, "redrive", "-webhook", "siem")
+	if code != 1 || !strings.Contains(out, "siem: delivered 0, dead-lettered again 2") {
+		t.Fatalf("redrive exited %d:\n%s%s", code, out, stderr)
+	}
+	if n := len(rc.got("/siem")) - before; n != 6 {
+		t.Errorf("redrive made %d attempts, want 3 for each of 2 entries", n)
+	}
+	for _, l := range f.listJSON(t, "-webhook", "siem") {
+		if l["attempts"] != 3.0 || l["lastStatus"] != "503" {
+			t.Errorf("dead letter after the redrive: %v", l)
+		}
+	}
+
+	before = len(rc.got("/siem"))
+	code, out, stderr = runTool(t, "replay", "-config", file, "-webhook", "siem", "-seq", strconv.FormatUint(seqs[0], 10))
+	if code != 0 || !strings.Contains(out, "siem: replayed 0, filtered 0, dead-lettered 2") {
+		t.Fatalf("replay exited %d:\n%s%s", code, out, stderr)
+	}
+	if n := len(rc.got("/siem")) - before; n != 6 {
+		t.Errorf("replay made %d attempts, want 3 for each of 2 entries", n)
+	}
+	lines := f.listJSON(t, "-webhook", "siem")
+	if len(lines) != 4 {
+		t.Fatalf("%d dead letters after the replay, want the redrive's 2 and the replay's 2: %v", len(lines), lines)
+	}
+	for _, l := range lines[2:] {
+		if l["attempts"] != 3.0 {
+			t.Errorf("dead letter of the replay: %v", l)
+		}
+	}
+}
