@@ -16,6 +16,13 @@ type Message struct {
 	Seq uint64
 	// Time is when the stream stored the entry (publish time).
 	Time time.Time
+	// RetryFrom, when set, is where retry.maxAge counts from instead of
+	// Time: the start of a redrive or replay, so that an old entry gets
+	// its attempts there too. See MaxAgeFrom.
+	RetryFrom time.Time
+	// Round is the DeadLetter.Round of this delivery's dead letter, should
+	// it fail: 0 from the webhook's consumer, more from a redrive or replay.
+	Round uint64
 
 	msg acker
 }
@@ -37,6 +44,31 @@ func (m *Message) Ack() error {
 		return nil
 	}
 	return m.msg.Ack()
+}
+
+// MaxAgeFrom is where the entry's retry.maxAge counts from: when the stream
+// stored it, or when the redrive or replay delivering it again began.
+func (m *Message) MaxAgeFrom() time.Time {
+	if !m.RetryFrom.IsZero() {
+		return m.RetryFrom
+	}
+	return m.Time
+}
+
+// deadLetterAcker is an acker that keeps the entry's new dead letter: a
+// redrive removes the entry's earlier ones.
+type deadLetterAcker interface {
+	ackDeadLettered(dlSeq uint64) error
+}
+
+// AckDeadLettered acknowledges the entry once it is stored as a dead letter
+// at dlSeq of the dead-letter stream. A redriven entry's earlier dead
+// letters are removed, never the one at dlSeq.
+func (m *Message) AckDeadLettered(dlSeq uint64) error {
+	if d, ok := m.msg.(deadLetterAcker); ok {
+		return d.ackDeadLettered(dlSeq)
+	}
+	return m.Ack()
 }
 
 // InProgress resets the redelivery timer while a retry chain outlives AckWait.

@@ -19,8 +19,13 @@ type StoredDeadLetter struct {
 	// DeadLetter.StreamSeq and StreamTime are the entry's in the audit stream.
 	Seq  uint64
 	Time time.Time
-	// Data is the entry as published.
+	// Data is the entry as published. For a dead letter stored without
+	// its body (BodyOmitted) it is read from the audit stream, and stays
+	// nil once the stream no longer keeps the entry.
 	Data []byte
+	// BodyOmitted dead letters were too large for the server's max_payload
+	// and were stored without the entry (HeaderBody).
+	BodyOmitted bool
 	// Entry is Data decoded; zero for an invalid entry (Webhook "").
 	Entry Entry
 }
@@ -58,6 +63,9 @@ func (s *Source) ListDeadLetters(ctx context.Context, webhook string, fn func(*S
 		if webhook != "" && webhook != InvalidToken && dl.Webhook != webhook {
 			continue // another webhook whose name maps to the same subject token
 		}
+		if err := s.readOmitted(ctx, dl); err != nil {
+			return err
+		}
 		if err := fn(dl); err != nil {
 			return err
 		}
@@ -87,12 +95,35 @@ func (s *Source) storedDeadLetter(msg jetstream.Msg, md *jetstream.MsgMetadata) 
 	dl.Attempts, _ = strconv.Atoi(h.Get(HeaderAttempts))
 	dl.StreamSeq, _ = strconv.ParseUint(h.Get(HeaderStreamSeq), 10, 64)
 	dl.StreamTime, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderStreamTime))
+	dl.Round = roundOf(h.Get(jetstream.MsgIDHeader))
+	if h.Get(HeaderBody) == BodyOmitted {
+		dl.BodyOmitted, dl.Data = true, nil
+	}
 	if msg.Subject() == s.DeadLetterSubject("") {
 		return dl
 	}
 	dl.Webhook = h.Get(HeaderWebhook)
 	dl.Entry, _ = Decode(dl.Data, 0)
 	return dl
+}
+
+// readOmitted reads the entry of a webhook's dead letter stored without its
+// body from the audit stream. An entry the stream no longer keeps is left
+// empty; any other failure is an error.
+func (s *Source) readOmitted(ctx context.Context, dl *StoredDeadLetter) error {
+	if !dl.BodyOmitted || dl.Webhook == "" || dl.StreamSeq == 0 {
+		return nil
+	}
+	data, err := s.entryData(ctx, dl.StreamSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read entry %d of dead letter %d from stream %s: %w", dl.StreamSeq, dl.Seq, s.cfg.Stream.Name, err)
+	}
+	dl.Data = data
+	dl.Entry, _ = Decode(data, 0)
+	return nil
 }
 
 // DeadLetterCounts is how many dead letters the stream keeps per subject
@@ -128,6 +159,7 @@ type Redrive struct {
 	b       *bounded
 	webhook string
 	keep    func(*Entry) bool
+	begun   time.Time // retry.maxAge counts from here (Message.RetryFrom)
 
 	mu    sync.Mutex
 	dls   map[uint64][]uint64 // audit-stream sequence => its dead letters' sequences
@@ -140,8 +172,9 @@ type RedriveStats struct {
 	Removed int
 	// Kept dead letters were left in place: not redriven because keep
 	// refused them (the webhook's filter), their entry no longer reads as
-	// one (a lower maxEntryBytes), or they lack the Auditrelay-Stream-Seq
-	// the original webhook-id is made of.
+	// one (a lower maxEntryBytes), they were stored without their body and
+	// the audit stream no longer keeps the entry, or they lack the
+	// Auditrelay-Stream-Seq the original webhook-id is made of.
 	Kept int
 	// Errors are dead letters whose entry was done but that could not be
 	// removed: the next redrive delivers them again, with the same webhook-id.
@@ -163,7 +196,7 @@ func (s *Source) Redrive(ctx context.Context, webhook string, keep func(*Entry) 
 	if err != nil {
 		return nil, err
 	}
-	return &Redrive{src: s, st: st, b: b, webhook: webhook, keep: keep, dls: map[uint64][]uint64{}}, nil
+	return &Redrive{src: s, st: st, b: b, webhook: webhook, keep: keep, begun: time.Now(), dls: map[uint64][]uint64{}}, nil
 }
 
 // Next returns the next entry to redrive. Two dead letters of the same
@@ -189,6 +222,10 @@ func (r *Redrive) message(dl *StoredDeadLetter) *Message {
 	if dl.Webhook != r.webhook {
 		return nil // another webhook whose name maps to the same subject token
 	}
+	if err := r.readOmitted(dl); err != nil {
+		r.count(func(s *RedriveStats) { s.Kept++; s.Errors = append(s.Errors, err) })
+		return nil
+	}
 	if dl.Entry.Raw == nil || dl.StreamSeq == 0 || r.keep != nil && !r.keep(&dl.Entry) {
 		r.count(func(s *RedriveStats) { s.Kept++ })
 		return nil
@@ -203,7 +240,15 @@ func (r *Redrive) message(dl *StoredDeadLetter) *Message {
 	if t.IsZero() {
 		t = dl.Time
 	}
-	return &Message{Entry: dl.Entry, Seq: dl.StreamSeq, Time: t, msg: redriven{r, dl.StreamSeq}}
+	return &Message{Entry: dl.Entry, Seq: dl.StreamSeq, Time: t, RetryFrom: r.begun, Round: dl.Round + 1,
+		msg: redriven{r, dl.StreamSeq}}
+}
+
+// readOmitted reads the entry of a dead letter stored without its body.
+func (r *Redrive) readOmitted(dl *StoredDeadLetter) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return r.src.readOmitted(ctx, dl)
 }
 
 func (r *Redrive) count(f func(*RedriveStats)) {
@@ -213,8 +258,11 @@ func (r *Redrive) count(f func(*RedriveStats)) {
 }
 
 // remove deletes the dead letters of the entry at seq, which is done,
-// including any of its duplicates read meanwhile.
-func (r *Redrive) remove(seq uint64) {
+// including any of its duplicates read meanwhile, but for the one at keep:
+// the entry's new dead letter, which JetStream may have found a copy of
+// one read here (same round, within the duplicate window) and not stored
+// anew. 0 keeps none.
+func (r *Redrive) remove(seq, keep uint64) {
 	for {
 		r.mu.Lock()
 		dls := r.dls[seq]
@@ -227,7 +275,9 @@ func (r *Redrive) remove(seq uint64) {
 		r.dls[seq] = nil
 		r.mu.Unlock()
 		for _, dlSeq := range dls {
-			r.delete(seq, dlSeq)
+			if dlSeq != keep {
+				r.delete(seq, dlSeq)
+			}
 		}
 	}
 }
@@ -273,12 +323,14 @@ func (r *Redrive) Stats() RedriveStats {
 // Close stops reading and deletes the redrive's consumer.
 func (r *Redrive) Close() { r.b.close(r.src.js, DeadLetterStream) }
 
-// redriven acknowledges a redriven entry: its dead letters are removed.
+// redriven acknowledges a redriven entry: its dead letters are removed,
+// but for a new one it was dead-lettered to.
 type redriven struct {
 	r   *Redrive
 	seq uint64
 }
 
-func (d redriven) Ack() error                       { d.r.remove(d.seq); return nil }
-func (d redriven) InProgress() error                { return nil }
-func (d redriven) NakWithDelay(time.Duration) error { return nil }
+func (d redriven) Ack() error                         { d.r.remove(d.seq, 0); return nil }
+func (d redriven) ackDeadLettered(dlSeq uint64) error { d.r.remove(d.seq, dlSeq); return nil }
+func (d redriven) InProgress() error                  { return nil }
+func (d redriven) NakWithDelay(time.Duration) error   { return nil }

@@ -25,6 +25,8 @@ type ReplayFrom struct {
 type Replay struct {
 	src     *Source
 	b       *bounded
+	begun   time.Time // retry.maxAge counts from here (Message.RetryFrom)
+	round   uint64    // of the dead letters it stores: begun, see DeadLetter.Round
 	invalid atomic.Int64
 }
 
@@ -42,7 +44,8 @@ func (s *Source) Replay(ctx context.Context, name string, from ReplayFrom, buffe
 	if err != nil {
 		return nil, err
 	}
-	return &Replay{src: s, b: b}, nil
+	begun := time.Now()
+	return &Replay{src: s, b: b, begun: begun, round: uint64(begun.UnixNano())}, nil
 }
 
 // Next returns the next entry to replay. Entries that are not audit entries
@@ -54,7 +57,7 @@ func (r *Replay) Next() (*Message, error) {
 			return nil, err
 		}
 		seq := md.Sequence.Stream
-		m := &Message{Seq: seq, Time: md.Timestamp, msg: held{r.b, seq}}
+		m := &Message{Seq: seq, Time: md.Timestamp, RetryFrom: r.begun, Round: r.round, msg: held{r.b, seq}}
 		m.Entry, err = Decode(msg.Data(), r.src.cfg.MaxEntryBytes)
 		if errors.Is(err, ErrInvalid) {
 			r.invalid.Add(1)

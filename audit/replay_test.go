@@ -158,13 +158,13 @@ func TestRedriveDeduplicatesAndKeeps(t *testing.T) {
 	for _, dl := range []audit.DeadLetter{
 		{Webhook: "siem", StreamSeq: 7, StreamTime: now},
 		{Webhook: "siem", StreamSeq: 8, StreamTime: now},
-		{Webhook: "siem", StreamSeq: 7, StreamTime: now},
+		{Webhook: "siem", StreamSeq: 7, StreamTime: now, Round: 1},
 		{Webhook: "siem", StreamSeq: 9, StreamTime: now},
 		{Webhook: "siem", StreamSeq: 10, StreamTime: now},
 		{Webhook: "soar", StreamSeq: 7, StreamTime: now},
 		{StreamSeq: 11, Reason: "not JSON"},
 	} {
-		if err := src.PublishDeadLetter(ctx, dl, oneOffEntry(int(dl.StreamSeq))); err != nil {
+		if _, err := src.PublishDeadLetter(ctx, dl, oneOffEntry(int(dl.StreamSeq))); err != nil {
 			t.Fatal(err)
 		}
 	}

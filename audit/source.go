@@ -169,7 +169,7 @@ func (s *Source) ensureAudit(ctx context.Context) error {
 func (s *Source) ensureDeadLetters(ctx context.Context) error {
 	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: DeadLetterStream, Subjects: []string{s.dlPrefix + ".>"}, Storage: jetstream.FileStorage,
-		Replicas: s.cfg.Stream.Replicas, Description: "auditrelay dead letters",
+		Replicas: s.cfg.Stream.Replicas, Description: "auditrelay dead letters", Duplicates: DeadLetterDuplicates,
 	})
 	if err != nil {
 		return fmt.Errorf("create stream %s: %w", DeadLetterStream, err)
@@ -181,11 +181,7 @@ func (s *Source) ensureDeadLetters(ctx context.Context) error {
 // fetch API and replay. It returns jetstream.ErrMsgNotFound when the stream
 // no longer keeps it.
 func (s *Source) Entry(ctx context.Context, seq uint64) (*Message, error) {
-	st, err := s.js.Stream(ctx, s.cfg.Stream.Name)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", s.cfg.Stream.Name, err)
-	}
-	raw, err := st.GetMsg(ctx, seq)
+	raw, err := s.rawEntry(ctx, seq)
 	if err != nil {
 		return nil, err
 	}
@@ -194,4 +190,21 @@ func (s *Source) Entry(ctx context.Context, seq uint64) (*Message, error) {
 		return nil, err
 	}
 	return &Message{Entry: e, Seq: raw.Sequence, Time: raw.Time}, nil
+}
+
+// entryData is the message at seq of the audit stream, as published.
+func (s *Source) entryData(ctx context.Context, seq uint64) ([]byte, error) {
+	raw, err := s.rawEntry(ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	return raw.Data, nil
+}
+
+func (s *Source) rawEntry(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+	st, err := s.js.Stream(ctx, s.cfg.Stream.Name)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", s.cfg.Stream.Name, err)
+	}
+	return st.GetMsg(ctx, seq)
 }

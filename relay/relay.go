@@ -153,10 +153,10 @@ func NATSTLS(t config.TLS, log *slog.Logger) (*tls.Config, error) {
 // current.
 type deadLetters struct{ r *Relay }
 
-func (d deadLetters) PublishDeadLetter(ctx context.Context, dl audit.DeadLetter, data []byte) error {
+func (d deadLetters) PublishDeadLetter(ctx context.Context, dl audit.DeadLetter, data []byte) (uint64, error) {
 	src := d.r.source()
 	if src == nil {
-		return errors.New("not connected to NATS")
+		return 0, errors.New("not connected to NATS")
 	}
 	return src.PublishDeadLetter(ctx, dl, data)
 }

@@ -52,7 +52,7 @@ func (w *Webhook) retry(soft, hard context.Context, u *unit, msgs []*audit.Messa
 		case hard.Err() != nil:
 			w.handBack(u, msgs)
 			return
-		case n >= r.MaxAttempts || time.Since(msgs[0].Time) >= r.MaxAge:
+		case n >= r.MaxAttempts || time.Since(msgs[0].MaxAgeFrom()) >= r.MaxAge:
 			w.deadLetter(hard, u, msgs, n, res)
 			return
 		}
@@ -198,25 +198,29 @@ func (w *Webhook) deadLetter(ctx context.Context, u *unit, msgs []*audit.Message
 		w.log.Warn("dead-lettering", "seq", m.Seq, "operation", e.Operation, "objectType", e.ObjectType,
 			"objectId", e.ObjectID, "attempts", attempts, "status", res.Status, "reason", reason)
 		dl := audit.DeadLetter{Webhook: w.cfg.Name, Reason: reason, Attempts: attempts,
-			LastStatus: res.Status, StreamSeq: m.Seq, StreamTime: m.Time}
-		if !w.storeDeadLetter(ctx, dl, m) {
+			LastStatus: res.Status, StreamSeq: m.Seq, StreamTime: m.Time, Round: m.Round}
+		dlSeq, ok := w.storeDeadLetter(ctx, dl, m)
+		if !ok {
 			w.handBack(u, msgs)
 			return
 		}
-		_ = m.Ack()
+		_ = m.AckDeadLettered(dlSeq)
 		w.m.deadLettered.Inc()
 	}
 }
 
-func (w *Webhook) storeDeadLetter(ctx context.Context, dl audit.DeadLetter, m *audit.Message) bool {
+// storeDeadLetter returns the dead letter's sequence in the dead-letter
+// stream, false when ctx ended first. Every attempt has the same message
+// id, so copies a reconnecting client buffered are stored once.
+func (w *Webhook) storeDeadLetter(ctx context.Context, dl audit.DeadLetter, m *audit.Message) (uint64, bool) {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := w.dl.PublishDeadLetter(ctx, dl, m.Entry.Raw)
+		dlSeq, err := w.dl.PublishDeadLetter(ctx, dl, m.Entry.Raw)
 		if err == nil {
-			return true
+			return dlSeq, true
 		}
 		w.log.Warn("dead letter not stored yet", "seq", m.Seq, "err", err)
 		if !sleep(ctx, wait) {
-			return false
+			return 0, false
 		}
 	}
 }

@@ -33,8 +33,9 @@ type Feed interface {
 
 // DeadLetters stores the entries a webhook could not take.
 type DeadLetters interface {
-	// PublishDeadLetter returns once the dead letter is stored.
-	PublishDeadLetter(ctx context.Context, dl audit.DeadLetter, data []byte) error
+	// PublishDeadLetter returns once the dead letter is stored, with its
+	// sequence in the dead-letter stream.
+	PublishDeadLetter(ctx context.Context, dl audit.DeadLetter, data []byte) (uint64, error)
 }
 
 // Options are what a Webhook needs beside its config.

@@ -26,9 +26,27 @@ func Start(t testing.TB) *server.Server {
 // test can stop a server and start it again on the same port and store.
 func StartAt(t testing.TB, port int, dir string) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{
+	return StartAtWith(t, port, dir, nil)
+}
+
+// StartWith is Start with the server options changed by set (a small
+// MaxPayload, say) before the server starts.
+func StartWith(t testing.TB, set func(*server.Options)) *server.Server {
+	t.Helper()
+	return StartAtWith(t, -1, t.TempDir(), set)
+}
+
+// StartAtWith is StartAt with the server options changed by set (nil: none),
+// so a restarted server keeps the options of the first.
+func StartAtWith(t testing.TB, port int, dir string, set func(*server.Options)) *server.Server {
+	t.Helper()
+	opts := &server.Options{
 		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
-	})
+	}
+	if set != nil {
+		set(opts)
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("nats server: %v", err)
 	}
