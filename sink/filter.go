@@ -16,9 +16,9 @@ type Filter struct {
 	restrictOps bool
 
 	// anyType is true for an empty objectTypes list or one holding "*".
-	anyType     bool
-	typeExact   []string
-	typePrefix  []string
+	anyType      bool
+	typeExact    []string
+	typePrefix   []string
 	typeExcluded []string
 	baseOnly     bool
 	orgIncluded  orgSet

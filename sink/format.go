@@ -15,8 +15,8 @@ import (
 
 // Request body formats (SPEC §2.3, §4).
 const (
-	bodyAudit = "audit"
-	bodySlack = "slack"
+	bodyAudit    = "audit"
+	bodySlack    = "slack"
 	bodyThin     = "thin"
 	bodyTeams    = "teams"
 	bodySplunk   = "splunk"
