@@ -64,7 +64,7 @@ type RenderError struct {
 	Err error
 }
 
-func (e *RenderError) Error() string { return "template: " + e.Err.Error() }
+func (e *RenderError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the template's error.
 func (e *RenderError) Unwrap() error { return e.Err }
@@ -150,7 +150,7 @@ func templateEntry(m *audit.Message) (TemplateEntry, error) {
 	dec := json.NewDecoder(bytes.NewReader(m.Entry.Raw))
 	dec.UseNumber()
 	if err := dec.Decode(&te.Entry); err != nil {
-		return te, fmt.Errorf("decode entry: %w", err)
+		return te, fmt.Errorf("template: decode entry: %w", err)
 	}
 	return te, nil
 }
@@ -160,11 +160,11 @@ func templateEntry(m *audit.Message) (TemplateEntry, error) {
 func (b *tmplBody) check(body []byte) error {
 	switch {
 	case b.json && !json.Valid(body):
-		return fmt.Errorf("the body is not JSON (contentType %s): %w", b.contentType, jsonError(body))
+		return fmt.Errorf("template: %s: the body is not JSON (contentType %s): %w", b.t.Name(), b.contentType, jsonError(body))
 	case b.ndjson:
 		for i, line := range bytes.Split(body, []byte("\n")) {
 			if len(bytes.TrimSpace(line)) > 0 && !json.Valid(line) {
-				return fmt.Errorf("line %d of the body is not JSON (contentType %s): %w", i+1, b.contentType, jsonError(line))
+				return fmt.Errorf("template: %s: line %d of the body is not JSON (contentType %s): %w", b.t.Name(), i+1, b.contentType, jsonError(line))
 			}
 		}
 	}
