@@ -197,3 +197,26 @@ func (e *Entry) Key(orderBy string) string {
 	}
 	return ""
 }
+
+// Fields calls fn with every top-level key of the entry, as written (JSON
+// escapes kept), and the span of its value in Raw: a caller decodes only
+// the fields it needs.
+func (e *Entry) Fields(fn func(key, val []byte)) { eachField(e.Raw, fn) }
+
+// Fact is the JSON value of key in details, else in object, else nil (a
+// null counts as absent): what an update changed, else the object's state,
+// as Title reads a title.
+func (e *Entry) Fact(key string) []byte {
+	for _, obj := range [][]byte{e.details, e.object} {
+		var found []byte
+		eachField(obj, func(k, v []byte) {
+			if string(k) == key && string(v) != "null" {
+				found = v
+			}
+		})
+		if found != nil {
+			return found
+		}
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ package config
 
 import (
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -126,7 +127,9 @@ type Webhook struct {
 	Headers  map[string]string
 	Signing  Signing
 	Filter   Filter
-	Format   string // audit | slack | thin
+	Format   string // audit | slack | thin | teams | splunk | template
+	Template Template
+	Splunk   Splunk
 	Batch    Batch
 	Delivery Delivery
 	Enabled  bool
@@ -241,11 +244,48 @@ type Signing struct {
 type Filter struct {
 	Operations  []string // normalised: Creation | Update | Delete
 	ObjectTypes []string // exact, or a prefix ending in '*' (`case_*`)
-	BaseOnly    bool
+	// ExcludeObjectTypes are dropped even when ObjectTypes lets them through.
+	ExcludeObjectTypes []string
+	BaseOnly           bool
+	// Expr is an expr-lang boolean over the decoded entry, "" for none;
+	// it compiled (CompileExpr) when the file was loaded.
+	Expr string
 	// IncludedOrganisations and ExcludedOrganisations are TheHive 4's
 	// includedTheHiveOrganisations / excludedTheHiveOrganisations; "*" is all.
 	IncludedOrganisations []string
 	ExcludedOrganisations []string
+}
+
+// Template is `template`, the body of format = template.
+type Template struct {
+	// File is absolute after Load; Text is its contents as loaded, which
+	// parsed (ParseTemplate). A reload reads the file again.
+	File        string
+	Text        string
+	ContentType string
+}
+
+// IsJSON tells whether the template's content type is JSON, so that what it
+// yields must be JSON.
+func (t *Template) IsJSON() bool {
+	ct := strings.ToLower(strings.TrimSpace(strings.SplitN(t.ContentType, ";", 2)[0]))
+	return ct == "application/json" || strings.HasSuffix(ct, "+json")
+}
+
+// IsNDJSON tells whether the content type is newline-delimited JSON
+// (Elasticsearch's _bulk): each line that is not blank must be JSON.
+func (t *Template) IsNDJSON() bool {
+	ct := strings.ToLower(strings.TrimSpace(strings.SplitN(t.ContentType, ";", 2)[0]))
+	return ct == "application/x-ndjson" || ct == "application/ndjson"
+}
+
+// Splunk is `splunk`, the HEC event metadata of format = splunk; empty
+// values are left out of each event.
+type Splunk struct {
+	Source     string
+	Sourcetype string
+	Index      string
+	Host       string
 }
 
 // Batch is `batch`: MaxEntries > 1 sends a JSON array per request.

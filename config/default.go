@@ -35,10 +35,12 @@ func DefaultWS() WS {
 // DefaultWebhook returns a webhook's defaults (SPEC §2.3), before its keys.
 func DefaultWebhook() Webhook {
 	return Webhook{
-		WS:     DefaultWS(),
-		Auth:   Auth{Type: "none"},
-		Format: "audit",
-		Batch:  Batch{MaxEntries: 1},
+		WS:       DefaultWS(),
+		Auth:     Auth{Type: "none"},
+		Format:   "audit",
+		Template: Template{ContentType: "application/json"},
+		Splunk:   Splunk{Sourcetype: "thehive:audit", Source: "auditrelay"},
+		Batch:    Batch{MaxEntries: 1},
 		Delivery: Delivery{
 			Start:       Start{Mode: "new"},
 			MaxInFlight: 64,

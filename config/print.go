@@ -158,6 +158,14 @@ func (p *printer) webhook(w *Webhook) {
 	p.str("url", RedactURL(w.URL))
 	p.boolean("enabled", w.Enabled)
 	p.line("format = %s", w.Format)
+	switch w.Format {
+	case "template":
+		p.line("template { file = %s, contentType = %s }", strconv.Quote(w.Template.File), strconv.Quote(w.Template.ContentType))
+	case "splunk":
+		s := w.Splunk
+		p.line("splunk { source = %s, sourcetype = %s, index = %s, host = %s }",
+			strconv.Quote(s.Source), strconv.Quote(s.Sourcetype), strconv.Quote(s.Index), strconv.Quote(s.Host))
+	}
 	p.auth(&w.Auth)
 	p.headers(w.Headers)
 	if len(w.Signing.Secrets) > 0 {
@@ -209,7 +217,11 @@ func (p *printer) filter(f *Filter) {
 	p.open("filter")
 	p.list("operations", f.Operations)
 	p.list("objectTypes", f.ObjectTypes)
+	p.list("excludeObjectTypes", f.ExcludeObjectTypes)
 	p.boolean("baseOnly", f.BaseOnly)
+	if f.Expr != "" {
+		p.str("expr", f.Expr)
+	}
 	p.list("includedTheHiveOrganisations", f.IncludedOrganisations)
 	p.list("excludedTheHiveOrganisations", f.ExcludedOrganisations)
 	p.close()

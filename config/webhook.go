@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -159,7 +160,8 @@ func (d *decoder) extensions(n *node, w *Webhook) {
 	if c := n.child("filter"); c != nil {
 		d.filter(c, &w.Filter)
 	}
-	n.oneOf("format", &w.Format, "audit", "slack", "thin")
+	n.oneOf("format", &w.Format, "audit", "slack", "thin", "teams", "splunk", "template")
+	d.formatSettings(n, w)
 	if c := n.child("batch"); c != nil {
 		if c.integer("maxEntries", &w.Batch.MaxEntries) && (w.Batch.MaxEntries < 1 || w.Batch.MaxEntries > MaxBatchEntries) {
 			c.fail("maxEntries", invalid("must be from 1 to %d, got %d", MaxBatchEntries, w.Batch.MaxEntries))
@@ -269,8 +271,61 @@ func (d *decoder) filter(n *node, f *Filter) {
 		}
 	}
 	n.strings("objectTypes", &f.ObjectTypes)
+	n.strings("excludeObjectTypes", &f.ExcludeObjectTypes)
 	n.boolean("baseOnly", &f.BaseOnly)
+	if n.str("expr", &f.Expr) && strings.TrimSpace(f.Expr) != "" {
+		if _, err := CompileExpr(f.Expr); err != nil {
+			n.fail("expr", invalid("%v", err))
+		}
+	}
 	n.finish()
+}
+
+// formatSettings reads `template` and `splunk`, each of which belongs to
+// its format: a block for another format is a mistake worth reporting.
+func (d *decoder) formatSettings(n *node, w *Webhook) {
+	if c := n.child("template"); c != nil {
+		if w.Format != "template" {
+			n.fail("template", invalid("used only with format = template"))
+		}
+		d.template(c, &w.Template)
+	} else if w.Format == "template" {
+		n.fail("template", newKind(ErrRequired, "required with format = template"))
+	}
+	if c := n.child("splunk"); c != nil {
+		if w.Format != "splunk" {
+			n.fail("splunk", invalid("used only with format = splunk"))
+		}
+		c.str("source", &w.Splunk.Source)
+		c.str("sourcetype", &w.Splunk.Sourcetype)
+		c.str("index", &w.Splunk.Index)
+		c.str("host", &w.Splunk.Host)
+		c.finish()
+	}
+}
+
+// template reads, resolves and parses the template file, so that one that
+// cannot be read or does not parse is reported with the other problems.
+func (d *decoder) template(n *node, t *Template) {
+	if n.str("contentType", &t.ContentType) && strings.ContainsAny(t.ContentType, "\r\n") {
+		n.fail("contentType", invalid("must not contain a line break"))
+	}
+	var file string
+	if !n.str("file", &file) || file == "" {
+		n.fail("file", errRequired)
+		n.finish()
+		return
+	}
+	t.File = d.file(n.at("file"), file)
+	n.finish()
+	data, err := os.ReadFile(t.File)
+	if err != nil {
+		return // reported by d.file
+	}
+	t.Text = string(data)
+	if _, err := ParseTemplate(filepath.Base(t.File), t.Text); err != nil {
+		n.fail("file", invalid("%v", err))
+	}
 }
 
 // normaliseOperation maps an audit operation in any case, TheHive 3's

@@ -106,7 +106,16 @@ func (d *describer) webhook(wh *config.Webhook) {
 	d.field("url", "%s", config.RedactURL(wh.URL))
 	d.field("format", "%s, batch %d, orderBy %s, maxInFlight %d, start %s",
 		wh.Format, wh.Batch.MaxEntries, wh.Delivery.OrderBy, wh.Delivery.MaxInFlight, startOf(wh.Delivery.Start))
+	switch wh.Format {
+	case "template":
+		d.field("template", "%s (%s)", wh.Template.File, wh.Template.ContentType)
+	case "splunk":
+		d.field("splunk", "%s", splunkOf(wh.Splunk))
+	}
 	d.field("filter", "%s", filterOf(&wh.Filter))
+	if wh.Filter.Expr != "" {
+		d.field("expr", "%s", wh.Filter.Expr)
+	}
 	d.field("auth", "%s", authOf(wh))
 	d.field("proxy", "%s", proxyOf(wh))
 	d.trust(wh.WS.SSL.TrustManager.Stores)
@@ -132,6 +141,9 @@ func filterOf(f *config.Filter) string {
 		return strings.Join(v, ",")
 	}
 	s := fmt.Sprintf("operations %s, objectTypes %s", all(f.Operations), all(f.ObjectTypes))
+	if len(f.ExcludeObjectTypes) > 0 {
+		s += " except " + strings.Join(f.ExcludeObjectTypes, ",")
+	}
 	if f.BaseOnly {
 		s += ", base entries only"
 	}
@@ -139,6 +151,21 @@ func filterOf(f *config.Filter) string {
 		s += ", organisations " + orgs
 	}
 	return s
+}
+
+// splunkOf lists the HEC metadata each event carries; empty ones are left
+// out of the events, and here.
+func splunkOf(s config.Splunk) string {
+	var parts []string
+	for _, kv := range [][2]string{{"source", s.Source}, {"sourcetype", s.Sourcetype}, {"index", s.Index}, {"host", s.Host}} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+" "+kv[1])
+		}
+	}
+	if len(parts) == 0 {
+		return "no metadata"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // orgsOf summarises TheHive 4's organisation lists; "" when they let

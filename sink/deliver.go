@@ -3,6 +3,7 @@ package sink
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -28,6 +29,14 @@ func (w *Webhook) deliver(soft, hard context.Context, u *unit) *unit {
 	// The body is not pooled: the transport may still read a request body
 	// after Do returns (an early response), so it is never reused.
 	body, err := w.enc.Body(nil, msgs)
+	var rerr *RenderError
+	if errors.As(err, &rerr) {
+		// A template failed: the entries it fails on are dead-lettered,
+		// the others go on.
+		if msgs, body, err = w.separate(hard, u, msgs); len(msgs) == 0 || u.handedBack {
+			return u
+		}
+	}
 	if err != nil {
 		// Encoding an already-decoded entry cannot fail short of a bug.
 		w.deadLetter(hard, u, msgs, 0, Result{Status: "encode", Err: err})
@@ -36,6 +45,31 @@ func (w *Webhook) deliver(soft, hard context.Context, u *unit) *unit {
 	id := WebhookID(w.stream, w.cfg.Name, msgs[0].Seq, msgs[len(msgs)-1].Seq)
 	w.retry(soft, hard, u, msgs, id, body)
 	return u
+}
+
+// separate renders each entry of a unit alone, dead-letters those the
+// template fails on, with its error as the reason, and returns the others
+// with their body. A batch whose entries each render but not together is
+// dead-lettered whole.
+func (w *Webhook) separate(ctx context.Context, u *unit, msgs []*audit.Message) ([]*audit.Message, []byte, error) {
+	var good []*audit.Message
+	for _, m := range msgs {
+		_, err := w.enc.Body(nil, []*audit.Message{m})
+		if err == nil {
+			good = append(good, m)
+			continue
+		}
+		w.deadLetter(ctx, u, []*audit.Message{m}, 0, Result{Status: "template", Outcome: Permanent, Err: err})
+		if u.handedBack {
+			w.handBack(u, msgs)
+			return nil, nil, err
+		}
+	}
+	if len(good) == 0 {
+		return nil, nil, nil
+	}
+	body, err := w.enc.Body(nil, good)
+	return good, body, err
 }
 
 func (w *Webhook) retry(soft, hard context.Context, u *unit, msgs []*audit.Message, id string, body []byte) {

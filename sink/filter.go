@@ -8,20 +8,24 @@ import (
 )
 
 // Filter decides which entries a webhook gets (SPEC §2.2, §2.3). It is built
-// once per webhook and Match allocates nothing, since it runs on every entry
-// of the stream for every webhook.
+// once per webhook and, without an expression, Match allocates nothing,
+// since it runs on every entry of the stream for every webhook.
 type Filter struct {
 	// ops has one bit per operation; restrictOps false means every one.
 	ops         uint8
 	restrictOps bool
 
 	// anyType is true for an empty objectTypes list or one holding "*".
-	anyType     bool
-	typeExact   []string
-	typePrefix  []string
-	baseOnly    bool
-	orgIncluded orgSet
-	orgExcluded orgSet
+	anyType      bool
+	typeExact    []string
+	typePrefix   []string
+	typeExcluded []string
+	baseOnly     bool
+	orgIncluded  orgSet
+	orgExcluded  orgSet
+	// expr is the filter expression, nil for none; evaluated last, as it
+	// is the only part that decodes the entry.
+	expr *exprFilter
 }
 
 // orgSet is an organisation list: "*" is every entry, else an item matches an
@@ -38,7 +42,9 @@ const (
 )
 
 // NewFilter precomputes f. Empty lists select everything; an empty included
-// organisation list is read as TheHive 4's default ["*"].
+// organisation list is read as TheHive 4's default ["*"]. f.Expr compiled
+// when the configuration was loaded (config.CompileExpr); one that does not
+// is a bug of the caller, and panics.
 func NewFilter(f config.Filter) *Filter {
 	flt := &Filter{
 		restrictOps: len(f.Operations) > 0,
@@ -55,6 +61,18 @@ func NewFilter(f config.Filter) *Filter {
 	}
 	for _, t := range f.ObjectTypes {
 		flt.addType(t)
+	}
+	for _, t := range f.ExcludeObjectTypes {
+		if t != "" {
+			flt.typeExcluded = append(flt.typeExcluded, t)
+		}
+	}
+	if strings.TrimSpace(f.Expr) != "" {
+		x, err := newExprFilter(f.Expr)
+		if err != nil {
+			panic("sink: filter expr did not compile, config.Load checks it: " + err.Error())
+		}
+		flt.expr = x
 	}
 	return flt
 }
@@ -109,7 +127,20 @@ func (f *Filter) Match(e *audit.Entry) bool {
 	if f.baseOnly && !e.Base {
 		return false
 	}
-	return f.matchType(e.ObjectType) && f.matchOrganisation(e)
+	if !f.matchType(e.ObjectType) || f.excludedType(e.ObjectType) || !f.matchOrganisation(e) {
+		return false
+	}
+	return f.expr == nil || f.expr.match(e)
+}
+
+// excludedType compares exactly, in any case, as objectTypes does.
+func (f *Filter) excludedType(t string) bool {
+	for _, x := range f.typeExcluded {
+		if strings.EqualFold(t, x) {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *Filter) matchType(t string) bool {

@@ -98,6 +98,20 @@ func TestFilterMatch(t *testing.T) {
 			[]string{"th3-artifact-create", "th3-case-create", "th3-case-update", "th3-log-create", "th4-case-create", "th4-task-update"}},
 		{"types across versions", config.Filter{ObjectTypes: []string{"case*", "alert"}, Operations: []string{"Creation", "Update", "Delete"}},
 			[]string{"th3-alert-delete", "th3-artifact-create", "th3-case-create", "th3-case-update", "th3-job-update", "th3-log-create", "th3-task-create", "th4-alert-create", "th4-case-create"}},
+		{"excluded type, any case", config.Filter{ExcludeObjectTypes: []string{"CASE_ARTIFACT", "Observable"}},
+			wireNames("th3-artifact-create", "th4-observable-delete")},
+		{"excluded type wins over a matching prefix", config.Filter{ObjectTypes: []string{"case_*"}, ExcludeObjectTypes: []string{"case_task_log", "case_artifact_job"}},
+			[]string{"th3-artifact-create", "th3-task-create"}},
+		{"expr over the entry's fields", config.Filter{Expr: `objectType == "case_artifact" && details.tlp >= 2`},
+			[]string{"th3-artifact-create"}},
+		{"expr failing on an entry drops it", config.Filter{Expr: `details.severity > 2`},
+			[]string{"th4-case-create"}},
+		{"expr with optional chaining and builtins", config.Filter{Expr: `lower(object?.createdBy ?? "") endsWith ".example" || organisation == "soc-us"`},
+			[]string{"th4-alert-create", "th4-case-create", "th4-task-update"}},
+		{"expr over $env sees the whole entry", config.Filter{Expr: `"organisation" in $env && $env.base`},
+			[]string{"th4-alert-create", "th4-case-create", "th4-observable-delete", "th4-task-update"}},
+		{"all filters must hold", config.Filter{Operations: []string{"Creation"}, ExcludeObjectTypes: []string{"alert"}, Expr: `organisation != nil`},
+			[]string{"th4-case-create"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

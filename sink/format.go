@@ -15,9 +15,12 @@ import (
 
 // Request body formats (SPEC §2.3, §4).
 const (
-	bodyAudit = "audit"
-	bodySlack = "slack"
-	bodyThin  = "thin"
+	bodyAudit    = "audit"
+	bodySlack    = "slack"
+	bodyThin     = "thin"
+	bodyTeams    = "teams"
+	bodySplunk   = "splunk"
+	bodyTemplate = "template"
 )
 
 // ErrNoEntries is returned by Encoder.Body for an empty batch: there is no
@@ -37,6 +40,9 @@ type Encoder struct {
 	gzip   bool
 	// thinPrefix is `{"webhook":"<name>","eventId":`, escaped once.
 	thinPrefix []byte
+	// splunkMeta is the `,"host":…,"source":…` part of every HEC event.
+	splunkMeta []byte
+	tmpl       *tmplBody
 }
 
 // NewEncoder reads wh's format, batch size, compression and name. An empty
@@ -46,14 +52,32 @@ func NewEncoder(wh *config.Webhook) (*Encoder, error) {
 	switch format {
 	case "":
 		format = bodyAudit
-	case bodyAudit, bodySlack, bodyThin:
+	case bodyAudit, bodySlack, bodyThin, bodyTeams, bodySplunk, bodyTemplate:
 	default:
-		return nil, fmt.Errorf("format %q: not %s, %s or %s", wh.Format, bodyAudit, bodySlack, bodyThin)
+		return nil, fmt.Errorf("format %q: not one of %s", wh.Format,
+			strings.Join([]string{bodyAudit, bodySlack, bodyThin, bodyTeams, bodySplunk, bodyTemplate}, ", "))
 	}
 	e := &Encoder{format: format, batch: wh.Batch.MaxEntries > 1, gzip: wh.WS.CompressionEnabled}
 	e.thinPrefix = append([]byte(`{"webhook":`), appendJSONString(nil, wh.Name, false)...)
 	e.thinPrefix = append(e.thinPrefix, `,"eventId":`...)
+	e.splunkMeta = splunkMeta(wh.Splunk)
+	if format == bodyTemplate {
+		t, err := newTmplBody(wh)
+		if err != nil {
+			return nil, err
+		}
+		e.tmpl = t
+	}
 	return e, nil
+}
+
+// ContentType is the Content-Type of every body: the template's own with
+// format = template, else JSON.
+func (e *Encoder) ContentType() string {
+	if e.tmpl != nil && e.tmpl.contentType != "" {
+		return e.tmpl.contentType
+	}
+	return "application/json"
 }
 
 // ContentEncoding is the Content-Encoding of every body: "gzip" with
@@ -87,7 +111,7 @@ func (e *Encoder) Body(dst []byte, msgs []*audit.Message) ([]byte, error) {
 		// written to, and a caller passing no buffer asks for no copy.
 		return msgs[0].Entry.Raw, nil
 	}
-	return e.appendPlain(dst, msgs), nil
+	return e.appendPlain(dst, msgs)
 }
 
 func (e *Encoder) check(msgs []*audit.Message) error {
@@ -108,14 +132,22 @@ func (e *Encoder) check(msgs []*audit.Message) error {
 	return nil
 }
 
-func (e *Encoder) appendPlain(dst []byte, msgs []*audit.Message) []byte {
+// appendPlain writes the body before any compression. Only a template can
+// fail, on an entry: see RenderError.
+func (e *Encoder) appendPlain(dst []byte, msgs []*audit.Message) ([]byte, error) {
 	switch e.format {
 	case bodySlack:
-		return appendSlack(dst, msgs)
+		return appendSlack(dst, msgs), nil
 	case bodyThin:
-		return e.appendList(dst, msgs, e.appendThin)
+		return e.appendList(dst, msgs, e.appendThin), nil
+	case bodyTeams:
+		return appendTeams(dst, msgs), nil
+	case bodySplunk:
+		return e.appendSplunk(dst, msgs), nil
+	case bodyTemplate:
+		return e.tmpl.render(dst, msgs, e.batch)
 	}
-	return e.appendList(dst, msgs, appendRaw)
+	return e.appendList(dst, msgs, appendRaw), nil
 }
 
 // appendList writes one element alone, or a JSON array when batching.
@@ -251,7 +283,11 @@ const maxPooledBody = 1 << 20
 func appendGzip(dst []byte, e *Encoder, msgs []*audit.Message) ([]byte, error) {
 	st := gzipPool.Get().(*gzipState)
 	defer st.release()
-	st.plain = e.appendPlain(st.plain[:0], msgs)
+	plain, err := e.appendPlain(st.plain[:0], msgs)
+	st.plain = plain
+	if err != nil {
+		return dst, err
+	}
 	st.out.b = dst
 	st.zw.Reset(&st.out)
 	if _, err := st.zw.Write(st.plain); err != nil {

@@ -110,6 +110,7 @@ func New(wh config.Webhook, o Options) (*Webhook, error) {
 		headers: StaticHeaders(&wh, o.Version), dl: o.DeadLetters, m: o.Metrics.forWebhook(wh.Name),
 		log: log, stream: o.Stream, grace: o.ShutdownTimeout, maxHeld: MaxAckPending(&wh),
 	}
+	w.headers.Set("Content-Type", enc.ContentType())
 	if len(wh.Signing.Secrets) > 0 {
 		if w.signer, err = NewSigner(wh.Signing.Secrets); err != nil {
 			return nil, fmt.Errorf("webhook %q: %w", wh.Name, err)

@@ -1,0 +1,104 @@
+package sink
+
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/auditrelay/auditrelay/audit"
+	"github.com/auditrelay/auditrelay/config"
+)
+
+// exprFilter evaluates a filter expression over an entry. The expression
+// sees the entry decoded as JSON (numbers as float64) and nothing else: no
+// function is added to the language, and config.CompileExpr takes away the
+// clock and bounds the expression's size; the VM's memory budget bounds
+// what its loops may allocate.
+type exprFilter struct {
+	program *vm.Program
+	// fields are the top-level fields the expression names; only those are
+	// decoded. nil with all set: it reads $env, so the whole entry.
+	fields []string
+	all    bool
+	vms    sync.Pool
+}
+
+func newExprFilter(src string) (*exprFilter, error) {
+	p, err := config.CompileExpr(src)
+	if err != nil {
+		return nil, err
+	}
+	x := &exprFilter{program: p}
+	x.fields, x.all = exprFields(p.Node())
+	x.vms.New = func() any { return new(vm.VM) }
+	return x, nil
+}
+
+// exprFields lists the identifiers of an expression: an identifier that is
+// not a variable of its own (let, a predicate's) reads the top-level field
+// of that name. Listing a variable too only decodes a field in vain.
+func exprFields(n ast.Node) (fields []string, all bool) {
+	seen := map[string]bool{}
+	ast.Find(n, func(n ast.Node) bool {
+		if id, ok := n.(*ast.IdentifierNode); ok {
+			if id.Value == "$env" {
+				all = true
+			} else if !seen[id.Value] {
+				seen[id.Value] = true
+				fields = append(fields, id.Value)
+			}
+		}
+		return false
+	})
+	return fields, all
+}
+
+// match reports whether the expression holds for e. An expression that
+// fails on an entry (a field it reads is missing or of another type) does
+// not hold: the entry is filtered, as one without the field would be.
+func (x *exprFilter) match(e *audit.Entry) bool {
+	env := x.env(e)
+	machine := x.vms.Get().(*vm.VM)
+	out, err := machine.Run(x.program, env)
+	x.vms.Put(machine)
+	ok, _ := out.(bool)
+	return err == nil && ok
+}
+
+// env decodes the fields the expression reads. A field absent from the
+// entry is absent from env, as it would be decoding the whole entry.
+func (x *exprFilter) env(e *audit.Entry) map[string]any {
+	env := make(map[string]any, len(x.fields))
+	if x.all {
+		_ = json.Unmarshal(e.Raw, &env) // Raw is a JSON object: Decode checked it
+		return env
+	}
+	e.Fields(func(key, val []byte) {
+		name := fieldName(key)
+		for _, f := range x.fields {
+			if f == name {
+				var v any
+				_ = json.Unmarshal(val, &v) // a span of valid JSON
+				env[name] = v
+				return
+			}
+		}
+	})
+	return env
+}
+
+// fieldName unescapes a key as written in the entry.
+func fieldName(key []byte) string {
+	for _, c := range key {
+		if c == '\\' {
+			var s string
+			if json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &s) == nil {
+				return s
+			}
+			break
+		}
+	}
+	return string(key)
+}
