@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditrelay/auditrelay/audit"
+	"github.com/auditrelay/auditrelay/sink"
 	"github.com/auditrelay/auditrelay/internal/natstest"
 )
 
@@ -56,7 +57,9 @@ func TestRetriesUntilDelivered(t *testing.T) {
 }
 
 // TestRetryAfterHonoured: a 429 with Retry-After: 1 delays the next
-// attempt by about a second, though the configured backoff is 50ms.
+// attempt by about a second, though the configured backoff is 50ms: not
+// less (the header is honoured), and well short of maxBackoff (the backoff
+// was not used in its place).
 func TestRetryAfterHonoured(t *testing.T) {
 	srv, js := natsServer(t)
 	rc := newReceiver(t, nil)
@@ -67,14 +70,15 @@ func TestRetryAfterHonoured(t *testing.T) {
 		return http.StatusOK
 	}
 	retryAfter := newReceiverWithHeader(t, rc, "Retry-After", "1")
-	// Retry-After is capped at maxBackoff: 5s leaves it whole.
+	// Retry-After is capped at maxBackoff: 5s leaves it whole, and a
+	// backoff drawn in its place (50ms to 5s) would rarely land near 1s.
 	startRelay(t, parseConfig(t, testConfig(srv, fmt.Sprintf(
 		`webhooks.siem { url = "%s/siem", delivery.retry { initialBackoff = 50ms, maxBackoff = 5s } }`, retryAfter.URL))))
 	publish(t, js, "thehive.audit.case", entry("Creation", "case", "a", "a", 1))
 	waitFor(t, 10*time.Second, "2 attempts", func() bool { return len(rc.requests()) == 2 })
 	reqs := rc.requests()
-	if gap := reqs[1].started.Sub(reqs[0].started); gap < 900*time.Millisecond {
-		t.Errorf("second attempt %v after a 429 with Retry-After: 1, want about 1s", gap)
+	if gap := reqs[1].started.Sub(reqs[0].started); gap < 900*time.Millisecond || gap > 4*time.Second {
+		t.Errorf("second attempt %v after a 429 with Retry-After: 1, want about 1s (maxBackoff is 5s)", gap)
 	}
 }
 
@@ -251,6 +255,13 @@ func TestBatchCarriesOneCaseInOrder(t *testing.T) {
 	startRelay(t, parseConfig(t, testConfig(srv, fmt.Sprintf(
 		`webhooks.bulk { url = "%s/bulk", batch { maxEntries = 10, maxWait = 2s }, delivery.start = all }`, rc.URL))))
 	waitFor(t, 10*time.Second, "3 batches", func() bool { return len(rc.delivered()) == 3 })
+	// Each batch's webhook-id spans its first and last sequence (SPEC §4).
+	for i, r := range rc.requests() {
+		first := uint64(10*i + 1)
+		if want := sink.WebhookID("THEHIVE_AUDIT", "bulk", first, first+9); r.header.Get("webhook-id") != want {
+			t.Errorf("batch %d: webhook-id %q, want %q", i, r.header.Get("webhook-id"), want)
+		}
+	}
 	var got []string
 	for _, body := range rc.delivered() {
 		var batch []json.RawMessage

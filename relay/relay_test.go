@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditrelay/auditrelay/audit"
+	"github.com/auditrelay/auditrelay/sink"
 )
 
 // TestDeliversByteIdenticalInOrder is the foundation end to end: a TheHive 3
@@ -40,7 +41,7 @@ notification.webhook.endpoints = [ { name = soar, version = 0, url = "%s/soar", 
 	for _, path := range []string{"/siem", "/soar"} {
 		checkSameEntriesInKeyOrder(t, path, rc.bodies(path), want)
 	}
-	checkHeaders(t, rc.requests())
+	checkHeaders(t, rc.requests(), want)
 }
 
 // checkSameEntriesInKeyOrder checks that got holds exactly the bytes of
@@ -72,10 +73,24 @@ func checkSameEntriesInKeyOrder(t *testing.T, path string, got [][]byte, want []
 	}
 }
 
-func checkHeaders(t *testing.T, reqs []request) {
+// checkHeaders checks SPEC §4's headers on first attempts; published holds
+// the entries in publish order (stream sequence i+1), so each webhook-id is
+// the one SPEC gives: <stream>.<webhook>.<sequence>.
+func checkHeaders(t *testing.T, reqs []request, published []string) {
 	t.Helper()
+	seq := map[string]uint64{}
+	for i, e := range published {
+		seq[e] = uint64(i + 1)
+	}
 	ids := map[string]bool{}
 	for _, r := range reqs {
+		n, ok := seq[string(r.body)]
+		if !ok {
+			t.Fatalf("%s got a body never published: %s", r.path, r.body)
+		}
+		if want := sink.WebhookID("THEHIVE_AUDIT", strings.TrimPrefix(r.path, "/"), n, n); r.header.Get("webhook-id") != want {
+			t.Errorf("%s entry %d: webhook-id %q, want %q", r.path, n, r.header.Get("webhook-id"), want)
+		}
 		if got := r.header.Get("Content-Type"); got != "application/json" {
 			t.Errorf("Content-Type = %q", got)
 		}
@@ -141,12 +156,20 @@ auditrelay.nats.maxEntryBytes = 2048`, rc.URL, rc.URL)))
 		"{\"operation\":\"Creation\",\"objectType\":\"case\",\"objectId\":\"\xff\"}":                               "not valid UTF-8",
 		`{"operation":"Creation","objectType":"case","objectId":"big","pad":"` + string(make([]byte, 2100)) + `"}`: "larger than maxEntryBytes",
 	}
+	var good []string
 	for raw := range bad {
-		publish(t, js, "thehive.audit.case", entry("Creation", "case", "ok", "ok", 1), raw)
+		good = append(good, entry("Creation", "case", "ok", "ok", len(good)))
+		publish(t, js, "thehive.audit.case", good[len(good)-1], raw)
 	}
 	waitFor(t, 10*time.Second, "good entries", func() bool {
 		return len(rc.bodies("/siem")) == len(bad) && len(rc.bodies("/chat")) == len(bad)
 	})
+	// Exactly the good entries, in order, reached each webhook: no garbage.
+	for _, path := range []string{"/siem", "/chat"} {
+		if got := joinLines(rc.bodies(path)); got != strings.Join(good, "\n") {
+			t.Errorf("%s got:\n%s\nwant the good entries only:\n%s", path, got, strings.Join(good, "\n"))
+		}
+	}
 	got := readDeadLetters(t, js, "auditrelay.deadletter._invalid", len(bad))
 	for raw, reason := range bad {
 		h, ok := got[raw]
