@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditrelay/auditrelay/audit"
-	"github.com/auditrelay/auditrelay/sink"
 	"github.com/auditrelay/auditrelay/internal/natstest"
+	"github.com/auditrelay/auditrelay/sink"
 )
 
 // fastRetry keeps retry tests short: the backoff is SPEC's, scaled down.
