@@ -28,6 +28,7 @@ func (d *decoder) decode(root hocon.Object) *Config {
 	slices.SortFunc(cfg.Webhooks, func(a, b Webhook) int { return strings.Compare(a.Name, b.Name) })
 	d.checkNames(cfg.Webhooks)
 	d.checkThin(cfg)
+	d.markIngestHops(cfg)
 	slices.Sort(d.warnings)
 	cfg.Warnings = d.warnings
 	return cfg
