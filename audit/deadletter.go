@@ -23,6 +23,8 @@ const (
 	// audit stream, for `deadletter list` and redrive.
 	HeaderStreamSeq  = "Auditrelay-Stream-Seq"
 	HeaderStreamTime = "Auditrelay-Stream-Time"
+	// HeaderBody is "omitted" on a dead letter kept without its body.
+	HeaderBody = "Auditrelay-Body"
 )
 
 // InvalidToken is the subject token of entries that are not audit entries.
@@ -34,8 +36,12 @@ type DeadLetter struct {
 	Reason     string
 	Attempts   int
 	LastStatus string // HTTP status, or tls | proxy | connect | timeout
+	// StreamSeq and StreamTime are where the entry is in the audit stream;
+	// 0 for one the ingest refused, which never got there.
 	StreamSeq  uint64
 	StreamTime time.Time
+	// BodyOmitted keeps the dead letter without its body (too large).
+	BodyOmitted bool
 }
 
 // DeadLetterSubject is where the dead letters of webhook name go.
@@ -53,8 +59,14 @@ func (s *Source) PublishDeadLetter(ctx context.Context, dl DeadLetter, data []by
 	msg := nats.NewMsg(s.DeadLetterSubject(dl.Webhook))
 	msg.Data = data
 	msg.Header.Set(HeaderReason, dl.Reason)
-	msg.Header.Set(HeaderStreamSeq, strconv.FormatUint(dl.StreamSeq, 10))
-	msg.Header.Set(HeaderStreamTime, dl.StreamTime.UTC().Format(time.RFC3339Nano))
+	if dl.StreamSeq != 0 {
+		msg.Header.Set(HeaderStreamSeq, strconv.FormatUint(dl.StreamSeq, 10))
+		msg.Header.Set(HeaderStreamTime, dl.StreamTime.UTC().Format(time.RFC3339Nano))
+	}
+	if dl.BodyOmitted {
+		msg.Data = nil
+		msg.Header.Set(HeaderBody, "omitted")
+	}
 	if dl.Webhook != "" {
 		msg.Header.Set(HeaderWebhook, dl.Webhook)
 		msg.Header.Set(HeaderAttempts, strconv.Itoa(dl.Attempts))
