@@ -288,9 +288,9 @@ func checkFuzzEntry(t *testing.T, raw []byte, max int64, e audit.Entry) {
 // operation `action` (SPEC §1); `operation` wins when both are there.
 func TestDecodeReadsTheHive5Action(t *testing.T) {
 	for raw, want := range map[string]string{
-		`{"_type":"Audit","action":"create","objectType":"Case","objectId":"~4264"}`:                       audit.Creation,
-		`{"_type":"Audit","action":"Update","objectType":"Case","objectId":"~4264"}`:                       audit.Update,
-		`{"_type":"Audit","action":"delete","objectType":"Alert","objectId":"~4264"}`:                      audit.Delete,
+		`{"_type":"Audit","action":"create","objectType":"Case","objectId":"~4264"}`:                      audit.Creation,
+		`{"_type":"Audit","action":"Update","objectType":"Case","objectId":"~4264"}`:                      audit.Update,
+		`{"_type":"Audit","action":"delete","objectType":"Alert","objectId":"~4264"}`:                     audit.Delete,
 		`{"operation":"Delete","action":"create","objectType":"Case","objectId":"~4264"}`:                 audit.Delete,
 		`{"operation":null,"action":"update","objectType":"Case","objectId":"~4264","details":{"a":"b"}}`: audit.Update,
 	} {
