@@ -178,7 +178,9 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eq(t, "webhooks", len(c.Webhooks), 2)
+	eq(t, "webhooks", len(c.Webhooks), 3)
+	eq(t, "the hop", c.Webhook("auditrelay").IngestHop, true)
+	eq(t, "ingest", c.Auditrelay.Ingest.Enabled, true)
 	for _, tt := range []struct{ name, url, keyPath string }{
 		{"siem", "http://127.0.0.1:8080/siem", "webhooks.siem"},
 		{"soar", "http://127.0.0.1:8080/soar", "notification.webhook.endpoints[0]"},
@@ -194,7 +196,7 @@ func TestExample(t *testing.T) {
 	eq(t, "embedded", c.Auditrelay.NATS.Embedded.Enabled, true)
 	eq(t, "admin", c.Auditrelay.Admin.Listen, "127.0.0.1:9464")
 	eq(t, "log.format", c.Auditrelay.Log.Format, "text")
-	eqList(t, "warnings", c.Warnings, nil)
+	eqList(t, "warnings", c.Warnings, []string{"webhooks.auditrelay.url: webhook auditrelay is auditrelay's own ingest listener (auditrelay.ingest.listen): TheHive's hop into auditrelay, not delivered to"})
 }
 
 // TestLayering sets one ws key in each layer and leaves the rest to the
