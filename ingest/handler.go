@@ -54,14 +54,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, a.code, a.body)
 	s.metrics.duration.Observe(time.Since(start).Seconds())
 	if a.code >= 300 {
-		s.log.Warn("ingest request rejected", "status", a.code, "result", a.result, "reason", a.reason,
+		s.log.Warn("ingest request rejected", "status", a.code, "reason", a.reason,
 			"remote", r.RemoteAddr, "method", r.Method, "bytes", r.ContentLength)
 	}
 }
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) answer {
 	if r.Method != http.MethodPost {
-		return reject(http.StatusMethodNotAllowed, "", "method "+r.Method+" is not POST")
+		return reject(http.StatusMethodNotAllowed, "", "method "+r.Method+" is not POST") // not an ingest: not counted
 	}
 	if !s.authorized(r) {
 		return reject(http.StatusUnauthorized, resultUnauthorized, "wrong or missing credentials")
