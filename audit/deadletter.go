@@ -25,8 +25,9 @@ const (
 	HeaderStreamSeq  = "Auditrelay-Stream-Seq"
 	HeaderStreamTime = "Auditrelay-Stream-Time"
 	// HeaderBody is BodyOmitted on a dead letter stored without its body:
-	// with the headers, the entry would exceed the server's max_payload.
-	// The entry stays in the audit stream at Auditrelay-Stream-Seq.
+	// with the headers, the entry would exceed the server's max_payload
+	// (the entry stays in the audit stream at Auditrelay-Stream-Seq), or
+	// the ingest refused it as larger than its maxEntryBytes.
 	HeaderBody = "Auditrelay-Body"
 )
 
@@ -42,6 +43,8 @@ type DeadLetter struct {
 	Reason     string
 	Attempts   int
 	LastStatus string // HTTP status, or tls | proxy | connect | timeout
+	// StreamSeq and StreamTime are where the entry is in the audit stream;
+	// 0 for one the ingest refused, which never got there.
 	StreamSeq  uint64
 	StreamTime time.Time
 	// Round tells this dead-lettering of the entry for the webhook from
@@ -52,6 +55,8 @@ type DeadLetter struct {
 	// while NATS reconnects) are stored once, and a later dead-lettering
 	// is never taken for a copy of an earlier one.
 	Round uint64
+	// OmitBody stores the dead letter without its body, as one too large.
+	OmitBody bool
 }
 
 // DeadLetterDuplicates is the dead-letter stream's duplicate window: copies
@@ -116,10 +121,19 @@ func (s *Source) PublishDeadLetter(ctx context.Context, dl DeadLetter, data []by
 func (s *Source) deadLetterMsg(dl DeadLetter, data []byte) *nats.Msg {
 	msg := nats.NewMsg(s.DeadLetterSubject(dl.Webhook))
 	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, dl.msgID())
+	if dl.StreamSeq != 0 {
+		// Only an entry of the audit stream has an identity to store once
+		// by; what the ingest refused never got a sequence.
+		msg.Header.Set(jetstream.MsgIDHeader, dl.msgID())
+	}
 	msg.Header.Set(HeaderReason, dl.Reason)
-	msg.Header.Set(HeaderStreamSeq, strconv.FormatUint(dl.StreamSeq, 10))
-	msg.Header.Set(HeaderStreamTime, dl.StreamTime.UTC().Format(time.RFC3339Nano))
+	if dl.StreamSeq != 0 {
+		msg.Header.Set(HeaderStreamSeq, strconv.FormatUint(dl.StreamSeq, 10))
+		msg.Header.Set(HeaderStreamTime, dl.StreamTime.UTC().Format(time.RFC3339Nano))
+	}
+	if dl.OmitBody {
+		omitBody(msg)
+	}
 	if dl.Webhook != "" {
 		msg.Header.Set(HeaderWebhook, dl.Webhook)
 		msg.Header.Set(HeaderAttempts, strconv.Itoa(dl.Attempts))

@@ -4,9 +4,12 @@
 package audit
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -93,11 +96,13 @@ func Decode(raw []byte, maxBytes int64) (Entry, error) {
 		return Entry{}, invalid("not JSON: %v", json.Unmarshal(raw, new(struct{})))
 	}
 	e := Entry{Raw: raw}
-	var op, typ, id []byte
+	var op, action, typ, id []byte
 	eachField(raw, func(key, val []byte) {
 		switch string(key) {
 		case "operation":
 			op = val
+		case "action":
+			action = val
 		case "objectType":
 			typ = val
 		case "objectId":
@@ -106,20 +111,25 @@ func Decode(raw []byte, maxBytes int64) (Entry, error) {
 			e.optional(string(key), val)
 		}
 	})
-	return e, e.required(op, typ, id)
+	return e, e.required(op, action, typ, id)
 }
 
-// required sets and checks SPEC §1's required fields.
-func (e *Entry) required(op, typ, id []byte) error {
+// required sets and checks SPEC §1's required fields. TheHive 5's audit
+// objects spell the operation `action`, read when `operation` is absent.
+func (e *Entry) required(op, action, typ, id []byte) error {
+	field := "operation"
 	if op == nil || string(op) == "null" {
-		return invalid(`missing required field "operation"`)
+		op, field = action, "action"
+	}
+	if op == nil || string(op) == "null" {
+		return invalid(`missing required field "operation" (or "action")`)
 	}
 	s, ok := jsonString(op)
 	if !ok {
-		return invalid(`field "operation": %s, not a string`, kind(op))
+		return invalid(`field %q: %s, not a string`, field, kind(op))
 	}
 	if e.Operation = NormaliseOperation(s); e.Operation == "" {
-		return invalid(`field "operation": %q is not Creation, Update or Delete`, s)
+		return invalid(`field %q: %q is not Creation, Update or Delete`, field, s)
 	}
 	var err error
 	if e.ObjectType, err = requiredString("objectType", typ); err != nil {
@@ -219,4 +229,25 @@ func (e *Entry) Fact(key string) []byte {
 		}
 	}
 	return nil
+}
+
+// Identity is a stable id of the audit event the entry records, for the
+// Nats-Msg-Id of the ingest (SPEC §6) and of anything else that stores
+// TheHive's entries: the same event POSTed twice has the same identity,
+// whatever the bytes' order. It hashes requestId, objectId, the normalised
+// operation, startDate and organisationId, so that the copy TheHive 4 sends
+// for each organisation stays its own entry. An entry without startDate
+// (TheHive 5's audit objects have none) has too weak an identity for two
+// changes of one object in one request, so its bytes are hashed too: only a
+// byte-identical repeat is then the same entry.
+func (e *Entry) Identity() string {
+	h := sha256.New()
+	for _, f := range []string{e.RequestID, e.ObjectID, e.Operation, strconv.FormatInt(e.StartDate, 10), e.OrganisationID} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	if e.StartDate == 0 {
+		h.Write(e.Raw)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

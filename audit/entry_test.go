@@ -119,8 +119,10 @@ func TestDecodeRejectsWithExactReason(t *testing.T) {
 		name, raw, reason string
 		max               int64
 	}{
-		{"missing operation", `{"objectType":"case","objectId":"c1"}`, `missing required field "operation"`, 0},
-		{"null operation", `{"operation":null,"objectType":"case","objectId":"c1"}`, `missing required field "operation"`, 0},
+		{"missing operation", `{"objectType":"case","objectId":"c1"}`, `missing required field "operation" (or "action")`, 0},
+		{"null operation", `{"operation":null,"objectType":"case","objectId":"c1"}`, `missing required field "operation" (or "action")`, 0},
+		{"unknown action", `{"action":"merge","objectType":"Case","objectId":"~1"}`, `field "action": "merge" is not Creation, Update or Delete`, 0},
+		{"null operation and null action", `{"operation":null,"action":null,"objectType":"case","objectId":"c1"}`, `missing required field "operation" (or "action")`, 0},
 		{"unknown operation", `{"operation":"Merge","objectType":"case","objectId":"c1"}`, `field "operation": "Merge" is not Creation, Update or Delete`, 0},
 		{"empty operation", `{"operation":"","objectType":"case","objectId":"c1"}`, `field "operation": "" is not Creation, Update or Delete`, 0},
 		{"operation with spaces", `{"operation":" Creation","objectType":"case","objectId":"c1"}`, `field "operation": " Creation" is not Creation, Update or Delete`, 0},
@@ -279,5 +281,68 @@ func checkFuzzEntry(t *testing.T, raw []byte, max int64, e audit.Entry) {
 	}
 	if e.ObjectType == "" || e.ObjectID == "" {
 		t.Fatalf("accepted an empty objectType or objectId: %+v", e)
+	}
+}
+
+// TestDecodeReadsTheHive5Action: TheHive 5's audit objects spell the
+// operation `action` (SPEC §1); `operation` wins when both are there.
+func TestDecodeReadsTheHive5Action(t *testing.T) {
+	for raw, want := range map[string]string{
+		`{"_type":"Audit","action":"create","objectType":"Case","objectId":"~4264"}`:                      audit.Creation,
+		`{"_type":"Audit","action":"Update","objectType":"Case","objectId":"~4264"}`:                      audit.Update,
+		`{"_type":"Audit","action":"delete","objectType":"Alert","objectId":"~4264"}`:                     audit.Delete,
+		`{"operation":"Delete","action":"create","objectType":"Case","objectId":"~4264"}`:                 audit.Delete,
+		`{"operation":null,"action":"update","objectType":"Case","objectId":"~4264","details":{"a":"b"}}`: audit.Update,
+	} {
+		e, err := audit.Decode([]byte(raw), 0)
+		if err != nil {
+			t.Errorf("%s: %v", raw, err)
+			continue
+		}
+		if e.Operation != want {
+			t.Errorf("%s: Operation = %q, want %q", raw, e.Operation, want)
+		}
+	}
+}
+
+// TestIdentity: a repeat of an event is the same entry whatever its
+// bytes' order; TheHive 4's copy for another organisation, another
+// operation or another request is not.
+func TestIdentity(t *testing.T) {
+	id := func(raw string) string {
+		t.Helper()
+		e, err := audit.Decode([]byte(raw), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.Identity()
+	}
+	base := id(theHive4Entry)
+	same := map[string]string{
+		"reordered and respaced": `{"objectId":"~41152","objectType":"Case","operation":"update","startDate":1620000000000,
+			"requestId":"e4b8c4ea:-7ffe","organisationId":"~8264"}`,
+		"operation in another case": `{"operation":"Update","objectType":"Case","objectId":"~41152","requestId":"e4b8c4ea:-7ffe","startDate":1620000000000,"organisationId":"~8264"}`,
+	}
+	for name, raw := range same {
+		if got := id(raw); got != base {
+			t.Errorf("%s: identity %s, want %s", name, got, base)
+		}
+	}
+	other := map[string]string{
+		"another organisation": `{"operation":"update","objectType":"Case","objectId":"~41152","requestId":"e4b8c4ea:-7ffe","startDate":1620000000000,"organisationId":"~9999"}`,
+		"another request":      `{"operation":"update","objectType":"Case","objectId":"~41152","requestId":"e4b8c4ea:-7fff","startDate":1620000000000,"organisationId":"~8264"}`,
+		"another operation":    `{"operation":"delete","objectType":"Case","objectId":"~41152","requestId":"e4b8c4ea:-7ffe","startDate":1620000000000,"organisationId":"~8264"}`,
+		"another time":         `{"operation":"update","objectType":"Case","objectId":"~41152","requestId":"e4b8c4ea:-7ffe","startDate":1620000000001,"organisationId":"~8264"}`,
+	}
+	for name, raw := range other {
+		if got := id(raw); got == base {
+			t.Errorf("%s: same identity as the original", name)
+		}
+	}
+	// Without startDate, only byte-identical repeats are the same entry.
+	a := `{"action":"update","objectType":"Case","objectId":"~1","requestId":"r1","details":{"title":"a"}}`
+	b := `{"action":"update","objectType":"Case","objectId":"~1","requestId":"r1","details":{"title":"b"}}`
+	if id(a) != id(a) || id(a) == id(b) {
+		t.Error("entries without startDate: want identity by bytes")
 	}
 }

@@ -23,6 +23,11 @@ const DeadLetterStream = "AUDITRELAY_DEADLETTER"
 // one held (SPEC §5: within 30 seconds); longer work sends InProgress.
 const AckWait = 20 * time.Second
 
+// DuplicateWindow is the shortest duplicate window the audit stream should
+// have: the ingest's message ids make a repeat of an entry within it stored
+// once (SPEC §6). JetStream's default is two minutes.
+const DuplicateWindow = 10 * time.Minute
+
 // Source is auditrelay's side of NATS: one connection, the audit stream and
 // the dead-letter stream, and the durable consumers read from them.
 type Source struct {
@@ -32,6 +37,7 @@ type Source struct {
 	dlPrefix string
 	log      *slog.Logger
 	cache    decodeCache // shared by the source's consumers
+	ingest   bool
 }
 
 // Options are what Connect needs beside the config.
@@ -44,6 +50,10 @@ type Options struct {
 	// DeadLetterSubject is auditrelay.deadLetter.subject.
 	DeadLetterSubject string
 	Logger            *slog.Logger
+	// Ingest says the ingest listener stores entries through this source:
+	// an existing audit stream whose duplicate window is shorter than
+	// DuplicateWindow is then worth a warning.
+	Ingest bool
 }
 
 // Connect starts connecting to NATS and returns at once: when the server is
@@ -67,7 +77,7 @@ func Connect(cfg config.NATS, opts Options) (*Source, error) {
 		nc.Close()
 		return nil, fmt.Errorf("JetStream context: %w", err)
 	}
-	return &Source{nc: nc, js: js, cfg: cfg, dlPrefix: opts.DeadLetterSubject, log: log}, nil
+	return &Source{nc: nc, js: js, cfg: cfg, dlPrefix: opts.DeadLetterSubject, log: log, ingest: opts.Ingest}, nil
 }
 
 func servers(cfg config.NATS) string {
@@ -143,8 +153,9 @@ func (s *Source) Ensure(ctx context.Context) error {
 
 func (s *Source) ensureAudit(ctx context.Context) error {
 	sc := s.cfg.Stream
-	_, err := s.js.Stream(ctx, sc.Name)
+	st, err := s.js.Stream(ctx, sc.Name)
 	if err == nil {
+		s.checkDuplicates(st.CachedInfo().Config)
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -156,6 +167,7 @@ func (s *Source) ensureAudit(ctx context.Context) error {
 	_, err = s.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: sc.Name, Subjects: []string{s.cfg.Subject}, Storage: jetstream.FileStorage,
 		MaxAge: sc.MaxAge, Replicas: sc.Replicas, Description: "TheHive audit trail, read by auditrelay",
+		Duplicates: DuplicateWindow,
 	})
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return fmt.Errorf("create stream %s: %w", sc.Name, err)
@@ -164,6 +176,38 @@ func (s *Source) ensureAudit(ctx context.Context) error {
 		s.log.Info("created stream", "stream", sc.Name, "subject", s.cfg.Subject)
 	}
 	return nil
+}
+
+// checkDuplicates warns when the ingest relies on a duplicate window the
+// existing stream does not have: `check` reads files only, so this is said
+// when `run` binds the stream.
+func (s *Source) checkDuplicates(sc jetstream.StreamConfig) {
+	if !s.ingest || sc.Duplicates >= DuplicateWindow {
+		return
+	}
+	s.log.Warn("the audit stream's duplicate window is shorter than the ingest needs: an entry TheHive sends again later than that is stored twice",
+		"stream", sc.Name, "duplicates", sc.Duplicates, "want", DuplicateWindow,
+		"fix", fmt.Sprintf("nats stream edit %s --dupe-window %s", sc.Name, DuplicateWindow))
+}
+
+// ErrNotConnected is returned by PublishEntry while NATS is unreachable.
+var ErrNotConnected = errors.New("not connected to NATS")
+
+// PublishEntry stores data, unchanged, on subject in the audit stream with
+// msgID as its Nats-Msg-Id, and returns JetStream's acknowledgement: the
+// entry's sequence, and whether it was a duplicate of one stored within the
+// stream's duplicate window. While NATS is unreachable it fails at once
+// with ErrNotConnected rather than waiting on the reconnect buffer.
+func (s *Source) PublishEntry(ctx context.Context, subject, msgID string, data []byte) (*jetstream.PubAck, error) {
+	if !s.nc.IsConnected() {
+		return nil, ErrNotConnected
+	}
+	msg := &nats.Msg{Subject: subject, Data: data}
+	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(s.cfg.Stream.Name))
+	if err != nil {
+		return nil, fmt.Errorf("store entry on %s: %w", subject, err)
+	}
+	return ack, nil
 }
 
 func (s *Source) ensureDeadLetters(ctx context.Context) error {

@@ -27,6 +27,11 @@ func (d *decoder) auditrelay(n *node, a *Auditrelay) {
 		c.finish()
 	}
 	n.positiveDuration("shutdownTimeout", &a.ShutdownTimeout)
+	a.Ingest.MaxEntryBytes = a.NATS.MaxEntryBytes // ${auditrelay.nats.maxEntryBytes} unless set
+	if c := n.child("ingest"); c != nil {
+		d.ingest(c, &a.Ingest)
+	}
+	d.checkIngest(a)
 	n.finish()
 }
 

@@ -42,6 +42,7 @@ type Auditrelay struct {
 	NATS            NATS
 	DeadLetter      DeadLetter
 	Admin           Admin
+	Ingest          Ingest
 	Log             Log
 	ShutdownTimeout time.Duration
 }
@@ -84,7 +85,8 @@ type NATSAuth struct {
 	Password  Secret
 }
 
-// TLS is `auditrelay.nats.tls`: the same store syntax as a webhook's ws.ssl.
+// TLS is `auditrelay.nats.tls` or `auditrelay.ingest.tls`: the same store
+// syntax as a webhook's ws.ssl.
 type TLS struct {
 	TrustManager StoreSet
 	KeyManager   StoreSet
@@ -133,6 +135,9 @@ type Webhook struct {
 	Batch    Batch
 	Delivery Delivery
 	Enabled  bool
+	// IngestHop marks a webhook whose URL is auditrelay's own ingest
+	// listener: TheHive's hop into auditrelay, never delivered to.
+	IngestHop bool
 }
 
 // Upper bounds of a webhook's concurrency: every request in flight holds a

@@ -66,6 +66,7 @@ func TestGoodFiles(t *testing.T) {
 		{"thehive3.good.conf", func(t *testing.T, c *Config) { checkTheHive3(t, c, dir) }},
 		{"thehive4.good.conf", checkTheHive4},
 		{"pem-inline.good.conf", checkPEMInline},
+		{"ingest.good.conf", checkIngest},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
 			c, err := Load(filepath.Join("testdata", tt.file))
@@ -177,7 +178,9 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eq(t, "webhooks", len(c.Webhooks), 2)
+	eq(t, "webhooks", len(c.Webhooks), 3)
+	eq(t, "the hop", c.Webhook("auditrelay").IngestHop, true)
+	eq(t, "ingest", c.Auditrelay.Ingest.Enabled, true)
 	for _, tt := range []struct{ name, url, keyPath string }{
 		{"siem", "http://127.0.0.1:8080/siem", "webhooks.siem"},
 		{"soar", "http://127.0.0.1:8080/soar", "notification.webhook.endpoints[0]"},
@@ -193,7 +196,7 @@ func TestExample(t *testing.T) {
 	eq(t, "embedded", c.Auditrelay.NATS.Embedded.Enabled, true)
 	eq(t, "admin", c.Auditrelay.Admin.Listen, "127.0.0.1:9464")
 	eq(t, "log.format", c.Auditrelay.Log.Format, "text")
-	eqList(t, "warnings", c.Warnings, nil)
+	eqList(t, "warnings", c.Warnings, []string{"webhooks.auditrelay.url: webhook auditrelay is auditrelay's own ingest listener (auditrelay.ingest.listen): TheHive's hop into auditrelay, not delivered to"})
 }
 
 // TestLayering sets one ws key in each layer and leaves the rest to the
@@ -513,6 +516,86 @@ func TestSubjectsOverlap(t *testing.T) {
 	} {
 		if got := SubjectsOverlap(tt.a, tt.b); got != tt.want {
 			t.Errorf("SubjectsOverlap(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func checkIngest(t *testing.T, c *Config) {
+	in := c.Auditrelay.Ingest
+	eq(t, "enabled", in.Enabled, true)
+	eq(t, "listen", in.Listen, "0.0.0.0:9465")
+	eq(t, "auth", in.Auth, Auth{Type: "basic", Username: "thehive", Password: "ingest-secret-1"})
+	eq(t, "HTTPS", in.HTTPS(), true)
+	eq(t, "trust stores", len(in.TLS.TrustManager.Stores), 1)
+	eq(t, "maxEntryBytes (nats.maxEntryBytes)", in.MaxEntryBytes, 512<<10)
+	for name, hop := range map[string]bool{"auditrelay": true, "auditrelay4": true, "siem": false, "local": false} {
+		eq(t, name+" IngestHop", c.Webhook(name).IngestHop, hop)
+	}
+	eqList(t, "warnings", c.Warnings, []string{
+		"notification.webhook.endpoints[0].url: webhook auditrelay4 is auditrelay's own ingest listener (auditrelay.ingest.listen): TheHive's hop into auditrelay, not delivered to",
+		"webhooks.auditrelay.url: webhook auditrelay is auditrelay's own ingest listener (auditrelay.ingest.listen): TheHive's hop into auditrelay, not delivered to",
+	})
+}
+
+// TestIngestDefaults: disabled, on its own port, under the default
+// subject, and as large as the stream's entries unless set.
+func TestIngestDefaults(t *testing.T) {
+	c, err := Parse([]byte(`auditrelay.nats.maxEntryBytes = 2MiB
+webhooks.self.url = "http://127.0.0.1:9465/"`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := c.Auditrelay.Ingest
+	eq(t, "enabled", in.Enabled, false)
+	eq(t, "listen", in.Listen, "127.0.0.1:9465")
+	eq(t, "subject", in.Subject, "thehive.audit")
+	eq(t, "auth", in.Auth.Type, "none")
+	eq(t, "maxEntryBytes", in.MaxEntryBytes, 2<<20)
+	eq(t, "a disabled ingest has no hop", c.Webhook("self").IngestHop, false)
+}
+
+func TestIsIngestURL(t *testing.T) {
+	for _, tt := range []struct {
+		listen, url string
+		want        bool
+	}{
+		{"127.0.0.1:9465", "http://127.0.0.1:9465/", true},
+		{"127.0.0.1:9465", "http://localhost:9465/x?y=1", true},
+		{"127.0.0.1:9465", "https://[::1]:9465", true},
+		{"localhost:9465", "http://127.0.0.1:9465", true},
+		{"[::1]:9465", "http://localhost:9465", true},
+		{":9465", "http://127.0.0.1:9465", true},
+		{"0.0.0.0:9465", "http://localhost:9465", true},
+		{"10.0.0.5:9465", "http://10.0.0.5:9465", true},
+		{"127.0.0.1:80", "http://localhost/", true},
+		{"127.0.0.1:443", "https://localhost/", true},
+		{"127.0.0.1:9465", "http://127.0.0.1:9466", false},
+		{"127.0.0.1:9465", "http://siem.example.org:9465", false},
+		{"10.0.0.5:9465", "http://localhost:9465", false},
+		{"127.0.0.1:0", "http://127.0.0.1:0", false},
+		{"127.0.0.1:9465", "not a url", false},
+	} {
+		if got := IsIngestURL(tt.listen, tt.url); got != tt.want {
+			t.Errorf("IsIngestURL(%q, %q) = %v, want %v", tt.listen, tt.url, got, tt.want)
+		}
+	}
+}
+
+func TestSubjectMatches(t *testing.T) {
+	for _, tt := range []struct {
+		pattern, subject string
+		want             bool
+	}{
+		{"thehive.audit.>", "thehive.audit.x", true},
+		{"thehive.audit.>", "thehive.audit", false},
+		{"thehive.*.x", "thehive.audit.x", true},
+		{"thehive.*", "thehive.audit.x", false},
+		{">", "a.b", true},
+		{"thehive.audit.x", "thehive.audit.x", true},
+		{"thehive.audit.y", "thehive.audit.x", false},
+	} {
+		if got := SubjectMatches(tt.pattern, tt.subject); got != tt.want {
+			t.Errorf("SubjectMatches(%q, %q) = %v, want %v", tt.pattern, tt.subject, got, tt.want)
 		}
 	}
 }

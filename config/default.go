@@ -14,8 +14,12 @@ func Default() Auditrelay {
 			DurablePrefix: "auditrelay",
 			MaxEntryBytes: 1 << 20,
 		},
-		DeadLetter:      DeadLetter{Subject: "auditrelay.deadletter"},
-		Admin:           Admin{Listen: "127.0.0.1:9464"},
+		DeadLetter: DeadLetter{Subject: "auditrelay.deadletter"},
+		Admin:      Admin{Listen: "127.0.0.1:9464"},
+		Ingest: Ingest{
+			Listen: "127.0.0.1:9465", Subject: "thehive.audit", Auth: Auth{Type: "none"},
+			MaxEntryBytes: 1 << 20, // auditrelay.nats.maxEntryBytes, unless set
+		},
 		Log:             Log{Level: "info", Format: "json"},
 		ShutdownTimeout: 30 * time.Second,
 	}

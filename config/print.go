@@ -79,6 +79,7 @@ func (p *printer) auditrelay(a *Auditrelay) {
 	p.secret("fetch.key", a.Admin.Fetch.Key)
 	p.secret("fetch.secret", a.Admin.Fetch.Secret)
 	p.close()
+	p.ingest(&a.Ingest)
 	p.line("log { level = %s, format = %s }", a.Log.Level, a.Log.Format)
 	p.dur("shutdownTimeout", a.ShutdownTimeout)
 	p.close()
@@ -101,6 +102,18 @@ func (p *printer) nats(n *NATS) {
 	p.natsAuth(&n.Auth)
 	p.stores("tls.trustManager.stores", n.TLS.TrustManager.Stores)
 	p.stores("tls.keyManager.stores", n.TLS.KeyManager.Stores)
+	p.close()
+}
+
+func (p *printer) ingest(in *Ingest) {
+	p.open("ingest")
+	p.boolean("enabled", in.Enabled)
+	p.str("listen", in.Listen)
+	p.str("subject", in.Subject)
+	p.auth(&in.Auth)
+	p.stores("tls.keyManager.stores", in.TLS.KeyManager.Stores)
+	p.stores("tls.trustManager.stores", in.TLS.TrustManager.Stores)
+	p.line("maxEntryBytes = %s", formatSize(in.MaxEntryBytes))
 	p.close()
 }
 
@@ -157,6 +170,9 @@ func (p *printer) webhook(w *Webhook) {
 	p.indent++
 	p.str("url", RedactURL(w.URL))
 	p.boolean("enabled", w.Enabled)
+	if w.IngestHop {
+		p.line("# the ingest hop (auditrelay.ingest.listen): not delivered to")
+	}
 	p.line("format = %s", w.Format)
 	switch w.Format {
 	case "template":

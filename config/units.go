@@ -103,6 +103,9 @@ func formatDuration(d time.Duration) string {
 }
 
 // formatSize writes n in the largest power-of-two unit that divides it.
+// FormatSize shows a byte count as the config writes it (1MiB, 512KiB).
+func FormatSize(n int64) string { return formatSize(n) }
+
 func formatSize(n int64) string {
 	for _, u := range []struct {
 		n    int64

@@ -30,6 +30,7 @@ func (d *decoder) decode(root hocon.Object) *Config {
 	d.checkNames(cfg.Webhooks)
 	d.checkThin(cfg)
 	d.checkDeadLetterSubject(&cfg.Auditrelay)
+	d.markIngestHops(cfg)
 	slices.Sort(d.warnings)
 	cfg.Warnings = d.warnings
 	return cfg

@@ -111,6 +111,9 @@ func (r *Relay) NotReady() []string {
 	if src == nil || !src.Connected() {
 		why = append(why, "NATS not connected")
 	}
+	if r.ingest != nil && !r.ingest.Ready() {
+		why = append(why, "ingest listener not serving")
+	}
 	if !r.metrics.intakeBound.Load() {
 		why = append(why, "intake consumer not bound")
 	} else if err := r.intake.Load().Fault(); err != nil {

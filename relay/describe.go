@@ -27,6 +27,7 @@ func Describe(cfg *config.Config, w io.Writer, now time.Time) error {
 	d := &describer{w: w, now: now}
 	d.line(0, "")
 	d.nats(&cfg.Auditrelay.NATS)
+	d.ingest(cfg)
 	for i := range cfg.Webhooks {
 		d.webhook(&cfg.Webhooks[i])
 	}
@@ -99,8 +100,11 @@ func natsAuthKind(a *config.NATSAuth) string {
 
 func (d *describer) webhook(wh *config.Webhook) {
 	state := ""
-	if !wh.Enabled {
+	switch {
+	case !wh.Enabled:
 		state = " (disabled)"
+	case wh.IngestHop:
+		state = " (the ingest hop: not delivered to)"
 	}
 	d.line(0, "webhook %s%s  [%s]", wh.Name, state, wh.KeyPath)
 	d.field("url", "%s", config.RedactURL(wh.URL))

@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/auditrelay/auditrelay/audit"
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/ingest"
 	"github.com/auditrelay/auditrelay/internal/backoff"
 	"github.com/auditrelay/auditrelay/sink"
 )
@@ -44,6 +46,7 @@ type Relay struct {
 	natsTLS  *tls.Config
 	admin    net.Listener
 	adminSrv *http.Server
+	ingest   *ingest.Server // nil unless auditrelay.ingest.enabled
 
 	src atomic.Pointer[audit.Source] // read by dead letters without mu
 
@@ -84,7 +87,7 @@ func New(cfg *config.Config, o Options) (*Relay, error) {
 	r.metrics = newMetrics(o.Registry, o)
 	var errs []error
 	for _, wh := range cfg.Webhooks {
-		if !wh.Enabled {
+		if !delivered(&wh) {
 			continue
 		}
 		w, err := r.build(cfg, wh)
@@ -105,7 +108,56 @@ func New(cfg *config.Config, o Options) (*Relay, error) {
 	if err := r.listen(cfg.Auditrelay.Admin.Listen); err != nil {
 		return nil, err
 	}
+	if err := r.newIngest(cfg); err != nil {
+		r.Close()
+		return nil, err
+	}
 	return r, nil
+}
+
+// delivered tells the webhooks the sidecar delivers to: enabled, and not
+// the ingest hop (TheHive's own webhook pointing at auditrelay's ingest
+// listener, which would loop).
+func delivered(wh *config.Webhook) bool { return wh.Enabled && !wh.IngestHop }
+
+// newIngest loads the ingest's TLS stores and binds its listener, when
+// it is enabled; it stores through whichever NATS source is current.
+func (r *Relay) newIngest(cfg *config.Config) error {
+	in := cfg.Auditrelay.Ingest
+	if !in.Enabled {
+		return nil
+	}
+	s, err := ingest.New(in, ingest.Options{Store: ingestStore{r}, Registerer: r.reg, Logger: r.log,
+		ShutdownTimeout: cfg.Auditrelay.ShutdownTimeout})
+	if err != nil {
+		return err
+	}
+	r.ingest = s
+	return nil
+}
+
+// ingestStore stores the ingest's entries and dead letters through the
+// current source; none yet is NATS unavailable (503).
+type ingestStore struct{ r *Relay }
+
+func (s ingestStore) PublishEntry(ctx context.Context, subject, msgID string, data []byte) (*jetstream.PubAck, error) {
+	src := s.r.source()
+	if src == nil {
+		return nil, audit.ErrNotConnected
+	}
+	return src.PublishEntry(ctx, subject, msgID, data)
+}
+
+func (s ingestStore) PublishDeadLetter(ctx context.Context, dl audit.DeadLetter, data []byte) (uint64, error) {
+	return deadLetters(s).PublishDeadLetter(ctx, dl, data)
+}
+
+// IngestAddr is the ingest listener's address ("" when disabled).
+func (r *Relay) IngestAddr() string {
+	if r.ingest == nil {
+		return ""
+	}
+	return r.ingest.Addr()
 }
 
 // Check builds what New would (every webhook's stores, client certificate,
@@ -124,6 +176,11 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 	}
 	if _, err := NATSTLS(cfg.Auditrelay.NATS.TLS, log); err != nil {
 		errs = append(errs, err)
+	}
+	if cfg.Auditrelay.Ingest.Enabled {
+		if _, err := ingest.TLSConfig(cfg.Auditrelay.Ingest, time.Now()); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -180,6 +237,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	src, err := audit.Connect(cfg.Auditrelay.NATS, audit.Options{
 		TLS: r.natsTLS, InProcess: inProc, DeadLetterSubject: cfg.Auditrelay.DeadLetter.Subject, Logger: r.log,
+		Ingest: cfg.Auditrelay.Ingest.Enabled,
 	})
 	if err != nil {
 		return err
@@ -190,6 +248,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.ctx = ctx
 	r.mu.Unlock()
 	go r.serveAdmin()
+	r.runIngest(ctx)
 	r.logStart(cfg)
 	if !r.ensure(ctx, src) {
 		return r.stop()
@@ -202,6 +261,20 @@ func (r *Relay) Run(ctx context.Context) error {
 }
 
 func (r *Relay) config() *config.Config { return r.cfg.Load() }
+
+// runIngest serves the ingest listener from the start: until the streams
+// are bound, it answers 503. Its drain on shutdown is part of stop, so it
+// finishes storing before the NATS connection closes.
+func (r *Relay) runIngest(ctx context.Context) {
+	if r.ingest == nil {
+		return
+	}
+	r.wg.Go(func() {
+		if err := r.ingest.Run(ctx); err != nil {
+			r.log.Error("ingest listener stopped", "err", err)
+		}
+	})
+}
 
 // ensure creates or binds the streams, retrying with backoff while NATS is
 // unreachable; it returns false when ctx ends first.
@@ -347,6 +420,9 @@ func (r *Relay) Close() {
 		if r.admin != nil {
 			_ = r.admin.Close()
 		}
+		if r.ingest != nil {
+			r.ingest.Close()
+		}
 		for _, rw := range r.runningWebhooks() {
 			rw.wh.Close()
 		}
@@ -356,6 +432,11 @@ func (r *Relay) Close() {
 func (r *Relay) logStart(cfg *config.Config) {
 	for _, w := range cfg.Warnings {
 		r.log.Warn(w)
+	}
+	if r.ingest != nil {
+		in := cfg.Auditrelay.Ingest
+		r.log.Info("ingest listening", "url", r.ingest.URL(), "subject", in.Subject+".<objectType>",
+			"auth", in.Auth.Type, "clientCertificates", len(in.TLS.TrustManager.Stores) > 0)
 	}
 	for _, rw := range r.runningWebhooks() {
 		c := rw.wh.Config()

@@ -48,7 +48,7 @@ func (r *Relay) reload(cfg *config.Config) error {
 	}
 	stopping := map[string]*running{}
 	for name, rw := range r.webhooks {
-		if wh := cfg.Webhook(name); wh == nil || !wh.Enabled || added[name] != nil {
+		if wh := cfg.Webhook(name); wh == nil || !delivered(wh) || added[name] != nil {
 			stopping[name] = rw
 			delete(r.webhooks, name)
 		}
@@ -77,7 +77,7 @@ func (r *Relay) buildChanged(cfg *config.Config) (map[string]*running, error) {
 	added := map[string]*running{}
 	var errs []error
 	for _, wh := range cfg.Webhooks {
-		if !wh.Enabled {
+		if !delivered(&wh) {
 			continue
 		}
 		if rw, ok := r.webhooks[wh.Name]; ok && reflect.DeepEqual(rw.wh.Config(), wh) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,34 @@ webhooks {
 	for _, want := range []string{`webhooks.d.ws.proxy.post`, `webhook "d": webhooks.d.ws.ssl.trustManager.stores[0]`, "wrong password"} {
 		if !strings.Contains(runErr, want) {
 			t.Errorf("run does not report %q:\n%s", want, runErr)
+		}
+	}
+}
+
+// TestCheckIngestStores: a missing trust store of the ingest does not hide
+// its key store's wrong password.
+func TestCheckIngestStores(t *testing.T) {
+	abs, err := filepath.Abs("../../ingest/testdata/server.p12")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := writeTLSConf(t, `
+auditrelay { nats.url = "nats://127.0.0.1:1", admin.listen = "127.0.0.1:0" }
+auditrelay.ingest {
+  enabled = true
+  tls.keyManager.stores = [ { type = PKCS12, path = "`+abs+`", password = "n0t-the-pa55" } ]
+  tls.trustManager.stores = [ { type = PEM, path = "missing-ca.pem" } ]
+}`)
+	code, stdout, stderr := runTLSCmd(t, "check", "-config", conf)
+	if code != exitUsage {
+		t.Fatalf("exit %d, want 2\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"auditrelay.ingest.tls.trustManager.stores[0].path: cannot read file", "missing-ca.pem",
+		"auditrelay.ingest.tls.keyManager.stores[0] (" + abs + "): wrong password",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("check does not report %q:\n%s", want, stderr)
 		}
 	}
 }

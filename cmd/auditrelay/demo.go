@@ -29,8 +29,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	keystore "github.com/pavlo-v-chernykh/keystore-go/v4"
 
 	"github.com/auditrelay/auditrelay/audit"
@@ -47,7 +45,8 @@ var demoEntries []byte
 // cmdDemo runs everything in one process (SPEC §3): an embedded NATS
 // server, the sidecar, three local HTTPS receivers (trusted through a
 // generated JKS, through PEM, and through PEM behind an HTTP CONNECT
-// proxy), publishes the seed entries and prints what each receiver got.
+// proxy) and the ingest listener, POSTs the seed entries to it as TheHive
+// does, and prints what each receiver got.
 func cmdDemo(ctx context.Context, args []string, e *env) error {
 	fs := flags("demo", e)
 	limit := fs.Duration("timeout", 30*time.Second, "how long to wait for every receiver to get every entry")
@@ -119,6 +118,7 @@ func (d *demo) writeConfig(pki *demoPKI) error {
 auditrelay {
   nats.url = %q
   admin.listen = "127.0.0.1:0"
+  ingest { enabled = true, listen = "127.0.0.1:0" }   # TheHive's own webhooks post here
   log { level = warn, format = text }
   shutdownTimeout = 5s
 }
@@ -155,10 +155,11 @@ func (d *demo) run(ctx context.Context, limit time.Duration) error {
 	if err := demoUntil(ctx, deadline, func() bool { return len(r.NotReady()) == 0 }); err != nil {
 		return fmt.Errorf("sidecar not ready: %v: %w", r.NotReady(), err)
 	}
-	n, err := d.publish(ctx)
+	n, err := d.post(ctx, "http://"+r.IngestAddr()+"/")
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(d.out, "posted %d entries to the ingest http://%s/ as TheHive does, each stored in NATS before its 200\n", n, r.IngestAddr())
 	err = demoUntil(ctx, deadline, func() bool { return d.allGot(n) })
 	d.table(n)
 	if err != nil {
@@ -182,17 +183,11 @@ func demoUntil(ctx context.Context, deadline time.Time, cond func() bool) error 
 	return nil
 }
 
-// publish sends the seed entries, each on thehive.audit.<objectType>.
-func (d *demo) publish(ctx context.Context) (int, error) {
-	nc, err := nats.Connect(d.emb.URL(), nats.Name("auditrelay demo"))
-	if err != nil {
-		return 0, fmt.Errorf("connect to the demo NATS: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return 0, err
-	}
+// post sends the seed entries to the ingest listener as TheHive's webhooks
+// do (one entry per POST, Play WS's headers), each answered once stored.
+func (d *demo) post(ctx context.Context, url string) (int, error) {
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
 	sc := bufio.NewScanner(bytes.NewReader(demoEntries))
 	sc.Buffer(nil, 1<<20)
 	n := 0
@@ -202,12 +197,31 @@ func (d *demo) publish(ctx context.Context) (int, error) {
 			continue
 		}
 		d.published.Store(string(line), time.Now())
-		if _, err := js.Publish(ctx, (&publisher{}).subjectFor(line), line); err != nil {
-			return n, fmt.Errorf("publish entry %d: %w", n+1, err)
+		if err := demoPost(ctx, c, url, line); err != nil {
+			return n, fmt.Errorf("post entry %d: %w", n+1, err)
 		}
 		n++
 	}
 	return n, sc.Err()
+}
+
+func demoPost(ctx context.Context, c *http.Client, url string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "AHC/2.1") // TheHive's Play WS client
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("ingest answered %d %s", resp.StatusCode, bytes.TrimSpace(answer))
+	}
+	return nil
 }
 
 func (d *demo) allGot(n int) bool {

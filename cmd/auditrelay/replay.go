@@ -78,6 +78,8 @@ func enabledWebhook(cfg *config.Config, name string) (config.Webhook, error) {
 		return config.Webhook{}, usageError{fmt.Errorf("no webhook %q in %s", name, cfg.File)}
 	case !wh.Enabled:
 		return config.Webhook{}, usageError{fmt.Errorf("webhook %q is disabled (enabled = false)", name)}
+	case wh.IngestHop:
+		return config.Webhook{}, usageError{fmt.Errorf("webhook %q is auditrelay's own ingest listener, not a delivery target", name)}
 	}
 	return *wh, nil
 }

@@ -145,6 +145,13 @@ func checkAll(path string) (*config.Config, error) {
 	if hasProblemUnder(list, "auditrelay.nats.tls") {
 		clean.Auditrelay.NATS.TLS = config.TLS{}
 	}
+	in := &clean.Auditrelay.Ingest.TLS
+	if hasProblemUnder(list, "auditrelay.ingest.tls.keyManager") {
+		in.KeyManager = config.StoreSet{}
+	}
+	if hasProblemUnder(list, "auditrelay.ingest.tls.trustManager") {
+		in.TrustManager = config.StoreSet{}
+	}
 	return nil, errors.Join(err, errors.Join(storeErrs...), relay.Check(&clean, silent))
 }
 

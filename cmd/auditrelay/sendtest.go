@@ -57,7 +57,12 @@ func cmdSendTest(ctx context.Context, args []string, e *env) error {
 func testWebhooks(cfg *config.Config, name string) ([]*sink.Webhook, error) {
 	var picked []config.Webhook
 	for _, wh := range cfg.Webhooks {
-		if (name == "" && wh.Enabled) || wh.Name == name {
+		switch {
+		case wh.IngestHop && wh.Name == name:
+			// A test entry sent there would be stored and delivered to every webhook.
+			return nil, fmt.Errorf("webhook %q is auditrelay's own ingest listener, not a delivery target", name)
+		case wh.IngestHop:
+		case (name == "" && wh.Enabled) || wh.Name == name:
 			picked = append(picked, wh)
 		}
 	}
