@@ -22,6 +22,10 @@ import (
 // fastRetry keeps retry tests short: the backoff is SPEC's, scaled down.
 const fastRetry = `retry { maxAttempts = 15, initialBackoff = 50ms, maxBackoff = 200ms }`
 
+// endlessRetry is fastRetry with a budget no outage in a test can use up,
+// for tests whose outcome must be "delivered" however slow the machine.
+const endlessRetry = `retry { maxAttempts = 100000, initialBackoff = 50ms, maxBackoff = 200ms }`
+
 // TestRetriesUntilDelivered: 503 three times, then 200. The entry arrives,
 // every attempt carries the same webhook-id and a growing
 // Auditrelay-Attempt, and nothing is dead-lettered.

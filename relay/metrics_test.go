@@ -177,7 +177,7 @@ func TestMetricsEndToEnd(t *testing.T) {
   flaky { url = "%s/flaky", delivery { %s } }
   bad { url = "%s/bad" }
   alerts { url = "%s/alerts", filter.objectTypes = [alert] }
-}`, ok.URL, flaky.URL, fastRetry, bad.URL, ok.URL)
+}`, ok.URL, flaky.URL, endlessRetry, bad.URL, ok.URL)
 	cfg := parseConfig(t, testConfig(srv, hooks))
 	reg := prometheus.NewRegistry()
 	r := startWith(t, cfg, Options{Version: "v9.9.9", Revision: "abc123", Logger: quietLog(), Registry: reg})

@@ -207,7 +207,7 @@ webhooks {
   wrong {
     url = "%[1]s/wrong"
     ws { ssl { trustManager { stores = [ %[11]s ] } } }
-    delivery.retry { maxAttempts = 2, initialBackoff = 3s, maxBackoff = 3s }
+    delivery.retry { maxAttempts = 2, initialBackoff = 10s, maxBackoff = 10s }
   }
 }`, rc.URL, mrc.URL, storeHOCON(t, "JKS", "truststore.jks"), storeHOCON(t, "PKCS12", "truststore.p12"), caPEM,
 		storeHOCON(t, "PKCS12", "client.p12"), hh, hp, sh, sp, storeHOCON(t, "JKS", "wrong-ca.jks"))))
@@ -224,8 +224,8 @@ webhooks {
 		}
 		return true
 	})
-	// The wrong webhook's first dead letter needs a 3s backoff: the good
-	// ones did not wait for it.
+	// The wrong webhook's first dead letter needs a 10s backoff, far more
+	// than the good ones need on a loaded machine: they did not wait for it.
 	if n := metricValue(t, s.AdminAddr(), "auditrelay_deliveries_total", `webhook="wrong"`, `outcome="deadlettered"`); n != 0 {
 		t.Errorf("the good webhooks finished only after %v dead letters of the failing one", n)
 	}
@@ -275,7 +275,7 @@ func checkProxiesAndClientCert(t *testing.T, httpP *proxytest.HTTP, socksP *prox
 func checkWrongStoreDeadLettered(t *testing.T, s *started, js jetstream.JetStream, want []string, rc *receiver) {
 	t.Helper()
 	attempts := float64(2 * len(want))
-	waitFor(t, 20*time.Second, "2 tls attempts per entry of the wrong webhook", func() bool {
+	waitFor(t, 40*time.Second, "2 tls attempts per entry of the wrong webhook", func() bool {
 		return metricValue(t, s.AdminAddr(), "auditrelay_delivery_attempts_total", `webhook="wrong"`, `code="tls"`) >= attempts
 	})
 	if n := metricValue(t, s.AdminAddr(), "auditrelay_delivery_attempts_total", `webhook="jks"`, `code="tls"`); n != 0 {
