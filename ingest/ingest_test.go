@@ -227,8 +227,9 @@ func TestAuth(t *testing.T) {
 // TestNATSDown: while NATS is down the answer is 503 with Retry-After and
 // nothing else; once it is back, the same POST is stored.
 func TestNATSDown(t *testing.T) {
-	port, dir := natstest.FreePort(t), t.TempDir()
-	srv := natstest.StartAt(t, port, dir)
+	dir := t.TempDir()
+	srv := natstest.StartAt(t, -1, dir)
+	port := natstest.Port(srv)
 	e := newEnv(t, srv)
 	s := e.start(t, ingestConfig())
 	body := []byte(theHive4Orgs[0])

@@ -20,8 +20,9 @@ import (
 // server is back, and all of them reach it then. The dead letter is stored
 // once, and the entry acknowledged.
 func TestDeadLetterStoredOnceAcrossNATSRestart(t *testing.T) {
-	dir, port := t.TempDir(), natstest.FreePort(t)
-	srv := natstest.StartAt(t, port, dir)
+	dir := t.TempDir()
+	srv := natstest.StartAt(t, -1, dir)
+	port := natstest.Port(srv)
 	_, js := natstest.Connect(t, srv)
 	asked, release := make(chan struct{}), make(chan struct{})
 	rc := newReceiver(t, func(_ *request, n int) int {

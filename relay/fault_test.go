@@ -80,8 +80,9 @@ func TestEndpointDownThenBack(t *testing.T) {
 // starts again on the same port and store; every entry published before and
 // after arrives, in order per key, none dead-lettered.
 func TestNATSServerRestart(t *testing.T) {
-	dir, port := t.TempDir(), natstest.FreePort(t)
-	srv := natstest.StartAt(t, port, dir)
+	dir := t.TempDir()
+	srv := natstest.StartAt(t, -1, dir)
+	port := natstest.Port(srv)
 	_, js := natstest.Connect(t, srv)
 	rc := newReceiver(t, func(_ *request, n int) int {
 		time.Sleep(5 * time.Millisecond) // keeps requests in flight

@@ -37,7 +37,8 @@ func StartWith(t testing.TB, set func(*server.Options)) *server.Server {
 }
 
 // StartAtWith is StartAt with the server options changed by set (nil: none),
-// so a restarted server keeps the options of the first.
+// so a restarted server keeps the options of the first. A port that is
+// still held (a restart right after a shutdown) is waited for.
 func StartAtWith(t testing.TB, port int, dir string, set func(*server.Options)) *server.Server {
 	t.Helper()
 	opts := &server.Options{
@@ -46,20 +47,43 @@ func StartAtWith(t testing.TB, port int, dir string, set func(*server.Options)) 
 	if set != nil {
 		set(opts)
 	}
+	if port > 0 {
+		waitPortFree(t, port)
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("nats server: %v", err)
 	}
 	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
 	t.Cleanup(func() {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	})
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server did not start")
+	}
 	return srv
 }
+
+// waitPortFree waits until port can be bound: a server just shut down may
+// hold it a moment longer.
+func waitPortFree(t testing.TB, port int) {
+	t.Helper()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for range 100 {
+		l, err := net.Listen("tcp", addr)
+		if err == nil {
+			l.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("port %d still in use after 5s", port)
+}
+
+// Port is the client port srv listens on: a test starts a server on a
+// random port, then stops it and starts it again there.
+func Port(srv *server.Server) int { return srv.Addr().(*net.TCPAddr).Port }
 
 // Connect connects a client to srv, closed when the test ends.
 func Connect(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.JetStream) {
@@ -151,8 +175,10 @@ func ClusterURLs(srvs []*server.Server) []string {
 	return out
 }
 
-// FreePort is a loopback port nothing listens on (for now): for a server a
-// test starts, stops and starts again on the same address.
+// FreePort is a loopback port nothing listens on (for now): for an address
+// that must refuse connections, or be known before its server starts (a
+// cluster's routes). A server that can start first should: Start, then
+// Port.
 func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
