@@ -53,7 +53,7 @@ func TestRetriesUntilDelivered(t *testing.T) {
 			t.Errorf("attempt %d: webhook-id %q differs from the first %q", i+1, got, reqs[0].header.Get("webhook-id"))
 		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitSettled(t, js, "auditrelay-siem", 1)
 	if n := len(rc.requests()); n != 4 {
 		t.Errorf("%d requests after the 2xx, want 4", n)
 	}

@@ -31,6 +31,17 @@ func consumerInfo(t *testing.T, js jetstream.JetStream, name string) *jetstream.
 	return info
 }
 
+// waitSettled waits until the consumer has acknowledged everything up to
+// last and holds nothing: from then on no redelivery can come, which a
+// sleep could not show (an expired ack comes back after AckWait).
+func waitSettled(t *testing.T, js jetstream.JetStream, consumer string, last uint64) {
+	t.Helper()
+	waitFor(t, 10*time.Second, consumer+" settled at "+strconv.FormatUint(last, 10), func() bool {
+		info := consumerInfo(t, js, consumer)
+		return info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == last
+	})
+}
+
 // TestAckFollowsTheOutcome reads the consumer's acknowledgement state around
 // each outcome (SPEC §4): an entry being retried is unacknowledged; a
 // delivered one is acknowledged; a permanent failure whose dead letter

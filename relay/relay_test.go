@@ -120,13 +120,12 @@ func TestResumesAfterRestart(t *testing.T) {
 	s.stop(t)
 
 	publish(t, js, "thehive.audit.case", entry("Update", "case", "a", "a", 3), entry("Delete", "case", "a", "a", 4))
-	time.Sleep(200 * time.Millisecond)
-	if n := len(rc.bodies("/siem")); n != 2 {
+	if n := len(rc.bodies("/siem")); n != 2 { // Run has returned: nothing can deliver
 		t.Fatalf("delivered %d while stopped", n)
 	}
 	startRelay(t, parseConfig(t, testConfig(srv, fmt.Sprintf(`webhooks { siem { url = "%s/siem" } }`, rc.URL))))
 	waitFor(t, 10*time.Second, "all four", func() bool { return len(rc.bodies("/siem")) >= 4 })
-	time.Sleep(300 * time.Millisecond)
+	waitSettled(t, js, "auditrelay-siem", 4)
 	got := rc.bodies("/siem")
 	if len(got) != 4 {
 		t.Fatalf("got %d deliveries, want 4 (no duplicates after a clean stop):\n%s", len(got), joinLines(got))
