@@ -435,7 +435,9 @@ func TestSIGHUPReloads(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitUntil(t, 10*time.Second, "the broken file rejected", func() bool {
+		return containsLine(scrape(t, admin), `auditrelay_config_reloads_total{result="failure"} 1`)
+	})
 	more := entries(20)[10:]
 	publishAll(t, js, more)
 	waitUntil(t, 10*time.Second, "both still delivering", func() bool { return rc.unique() == 40 })
