@@ -190,3 +190,29 @@ func TestTwoReplicasOnePinned(t *testing.T) {
 		t.Errorf("replica %d got nothing but says %q", 1-active, r)
 	}
 }
+
+// TestPinnedTTLCoversAckWait reads what the server keeps for an ordered
+// webhook's consumer: when its pin moves to another replica, what the old
+// holder had unacknowledged is already due for redelivery (PinnedTTL longer
+// than AckWait, plus a pull's expiry, so the holder had the time to renew),
+// and the takeover still fits SPEC §5's 30 seconds.
+func TestPinnedTTLCoversAckWait(t *testing.T) {
+	src, js := oneOffSource(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f, err := src.Feed(ctx, "w", audit.FeedOptions{MaxAckPending: 16, Start: config.Start{Mode: "all"}, Ordered: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	cc := consumerConfig(t, js, "auditrelay-w").Config
+	if cc.PriorityPolicy != jetstream.PriorityPolicyPinned || len(cc.PriorityGroups) != 1 {
+		t.Fatalf("consumer is not pinned: policy %v, groups %v", cc.PriorityPolicy, cc.PriorityGroups)
+	}
+	if cc.PinnedTTL <= cc.AckWait {
+		t.Errorf("server keeps PinnedTTL %v, not beyond AckWait %v: a new pin could deliver before the old holder's entries are due", cc.PinnedTTL, cc.AckWait)
+	}
+	if cc.PinnedTTL >= 30*time.Second {
+		t.Errorf("server keeps PinnedTTL %v: no time left to deliver within 30s of a takeover", cc.PinnedTTL)
+	}
+}
