@@ -1,5 +1,5 @@
 // Command auditrelay streams TheHive's audit trail from NATS JetStream to the
-// webhooks of its application.conf. See README.md and SPEC.md.
+// webhooks of its application.conf. See README.md and the pages under docs/.
 package main
 
 import (
