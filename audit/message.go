@@ -16,6 +16,10 @@ type Message struct {
 	Seq uint64
 	// Time is when the stream stored the entry (publish time).
 	Time time.Time
+	// Received is when JetStream's ack deadline for this delivery last
+	// started: when this replica received it, or last reported it in
+	// progress before handing it out. Zero when unknown (tests).
+	Received time.Time
 
 	msg acker
 }
