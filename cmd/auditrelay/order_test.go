@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,4 +132,69 @@ func TestPlainConsumerSIGKILLKeepsOrder(t *testing.T) {
 	waitUntil(t, 90*time.Second, "every entry", func() bool { return g.unique("/a") == len(all) })
 	g.checkOrder(t, "/a")
 	t.Logf("duplicates: %d", g.check(t, "/a"))
+}
+
+// TestSIGTERMWithALongRequestDeliversOnce: of two replicas, the one
+// delivering for the ordered webhook gets SIGTERM while a request it sent
+// is held for 30 s, longer than AckWait. It keeps that entry in progress
+// until the answer comes and acknowledges it: the other replica, which
+// takes the pin meanwhile, never delivers it too.
+func TestSIGTERMWithALongRequestDeliversOnce(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	var mu sync.Mutex
+	got := map[int]int{}
+	held := make(chan struct{})
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		m := entryFields.FindSubmatch(body)
+		if m == nil {
+			http.Error(w, "not a test entry", http.StatusBadRequest)
+			return
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		mu.Lock()
+		got[n]++
+		first := n == 0 && got[n] == 1
+		mu.Unlock()
+		if first {
+			close(held)
+			time.Sleep(30 * time.Second) // an endpoint this slow, once
+		}
+	}))
+	t.Cleanup(rc.Close)
+	count := func(n int) int { mu.Lock(); defer mu.Unlock(); return got[n] }
+	webhooks := fmt.Sprintf(`webhooks.a { url = "%s/a", ws.timeout { request = 45s, idle = 45s } }`, rc.URL)
+	var reps []*sidecar
+	for range 2 {
+		admin := freeAddr(t)
+		reps = append(reps, startSidecar(t, writeConfigURL(t, srv.ClientURL(), admin, "shutdownTimeout = 45s", webhooks), admin))
+	}
+	publishAll(t, js, entries(1))
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the entry never reached the endpoint")
+	}
+	waitUntil(t, 10*time.Second, "one active replica for a", func() bool { return onlyActive(t, reps, "a") >= 0 })
+	who := onlyActive(t, reps, "a")
+	if err := reps[who].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-reps[who].done:
+		reps[who].done <- nil
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v, want 0", err)
+		}
+	case <-time.After(50 * time.Second):
+		t.Fatal("no exit within shutdownTimeout")
+	}
+	// The survivor holds the pin now; anything it would deliver again has
+	// long expired: one more entry through it shows it is delivering.
+	publishAll(t, js, entries(2)[1:])
+	waitUntil(t, 30*time.Second, "the next entry through the survivor", func() bool { return count(1) == 1 })
+	if n := count(0); n != 1 {
+		t.Errorf("the entry in flight at SIGTERM reached the endpoint %d times, want once", n)
+	}
 }
