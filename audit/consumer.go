@@ -18,6 +18,14 @@ import (
 // ErrClosed is returned by Feed.Next once the feed is drained or stopped.
 var ErrClosed = errors.New("feed closed")
 
+// ErrPinLost is returned by Feed.Next when the server answered that this
+// replica is no longer the consumer's pinned client (a NATS restart, a
+// consumer leader change, or a pull gap longer than PinnedTTL gave the pin
+// to another). The caller must stop delivering what it holds and hand it
+// back: the new pinned client waits for that before it starts (see
+// gatherTakeover). The feed goes on; Next may pin this replica again.
+var ErrPinLost = errors.New("pin lost: another replica delivers for the consumer")
+
 // ConsumerName is the durable consumer of webhook name: <prefix>-<name>, with
 // the name's characters outside [A-Za-z0-9_-] replaced by '_'.
 func ConsumerName(prefix, name string) string { return prefix + "-" + config.SubjectToken(name) }
@@ -49,11 +57,16 @@ type Feed struct {
 	closing atomic.Bool
 	mu      sync.Mutex   // guards it, replaced when a subscription is lost
 	pinned  bool         // a pinned-client consumer: pull with PriorityGroup
+	ordered bool         // entries of a key must keep their order
+	settled bool         // an unpinned ordered feed gathered its first entries
 	pin     atomic.Value // string: the pin id last received, see notePin
 	// gathered are the entries sorted at a takeover, handed out first;
 	// only next's caller touches them.
-	gathered []jetstream.Msg
-	unpin    func(context.Context) error // see Release
+	gathered []pulled
+	// own is what this feed handed out and is not yet acknowledged or
+	// handed back: what this replica holds.
+	own   ownSet
+	unpin func(context.Context) error // see Release
 }
 
 // FeedOptions shape a webhook's consumer.
@@ -81,7 +94,12 @@ func (s *Source) Feed(ctx context.Context, name string, o FeedOptions) (*Feed, e
 	if o.Ordered {
 		s.pinIfSupported(&cc)
 	}
-	return s.feed(ctx, cc, o.MaxAckPending)
+	f, err := s.feed(ctx, cc, o.MaxAckPending)
+	if err != nil {
+		return nil, err
+	}
+	f.ordered = o.Ordered
+	return f, nil
 }
 
 func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer int) (*Feed, error) {
@@ -166,42 +184,72 @@ func (f *Feed) Name() string { return f.name }
 // and skipped: the intake consumer dead-letters them, once for all webhooks.
 // After Drain it returns what was already pulled, then ErrClosed, the only
 // error it returns: a feed does not end by itself.
+//
+// A pinned feed also returns ErrPinLost, and goes on.
 func (f *Feed) Next() (*Message, error) {
 	for {
-		msg, err := f.next()
+		p, err := f.next()
 		if err != nil {
 			return nil, err
 		}
-		m, err := toMessage(msg, f.max, f.cache)
+		m, err := toMessage(p.msg, f.max, f.cache)
 		switch {
 		case errors.Is(err, ErrInvalid):
-			_ = msg.Ack()
+			_ = p.msg.Ack()
 		case err != nil:
 			// Not a JetStream message (no metadata): nothing to deliver or ack.
 			f.log.Warn("passing over a message", "consumer", f.name, "err", err)
 		default:
+			m.Received = p.at
+			m.msg = f.own.track(m.Seq, p.msg)
 			return m, nil
 		}
 	}
+}
+
+// pulled is a message and when its ack deadline last started.
+type pulled struct {
+	msg jetstream.Msg
+	at  time.Time
 }
 
 // next returns the next message, riding out what a pull subscription can
 // meet while it runs: missed heartbeats are passed over, and a subscription
 // the client ended by itself (connection closed, consumer recreated) is
 // started again until the feed is drained or stopped.
-func (f *Feed) next() (jetstream.Msg, error) {
-	if msg := f.popGathered(); msg != nil {
-		return msg, nil
+//
+// The first message after this replica was pinned, and the first an
+// ordered feed without pinning receives, start a gathering (see
+// gatherTakeover) whose entries are handed out first, in stream order.
+func (f *Feed) next() (pulled, error) {
+	for {
+		if p, ok := f.popGathered(); ok {
+			return p, nil
+		}
+		msg, err := f.receive()
+		if err != nil {
+			return pulled{}, err
+		}
+		p := pulled{msg: msg, at: time.Now()}
+		if !f.notePin(msg) && !f.firstUnpinned() {
+			return p, nil
+		}
+		if f.gathered, err = f.gatherTakeover(p); err != nil {
+			return pulled{}, err
+		}
 	}
-	msg, err := f.receive()
-	if err != nil {
-		return nil, err
+}
+
+// firstUnpinned reports, once, that an ordered feed without pinning (a
+// server without priority groups) is at its first message: entries a
+// crashed process held come back as their ack deadlines expire, and
+// must go out before anything later of their keys.
+func (f *Feed) firstUnpinned() bool {
+	if !f.ordered || f.pinned || f.settled {
+		return false
 	}
-	if f.notePin(msg) {
-		f.gathered = f.gatherTakeover(msg)
-		return f.popGathered(), nil
-	}
-	return msg, nil
+	f.settled = true
+	return true
 }
 
 // receive is next without the takeover: one message from the subscription.
@@ -217,6 +265,11 @@ func (f *Feed) receive() (jetstream.Msg, error) {
 		}
 		if f.closing.Load() {
 			return nil, ErrClosed
+		}
+		if errors.Is(err, jetstream.ErrPinIDMismatch) && f.pinned && f.pinID() != "" {
+			f.pin.Store("")
+			f.log.Warn("no longer the pinned client: handing back what this replica holds", "consumer", f.name)
+			return nil, ErrPinLost
 		}
 		if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			// A status the subscription rides out (pin moved, leader

@@ -192,11 +192,14 @@ func (in *Intake) Run(ctx context.Context, c IntakeCounters) error {
 	stop := context.AfterFunc(ctx, in.feed.Drain)
 	defer stop()
 	for {
-		msg, err := in.feed.next()
+		p, err := in.feed.next()
+		if errors.Is(err, ErrPinLost) {
+			continue // it holds nothing: each entry is done before the next
+		}
 		if err != nil {
 			return nil
 		}
-		in.handle(ctx, msg, c)
+		in.handle(ctx, p.msg, c)
 	}
 }
 

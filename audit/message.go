@@ -23,6 +23,10 @@ type Message struct {
 	// Round is the DeadLetter.Round of this delivery's dead letter, should
 	// it fail: 0 from the webhook's consumer, more from a redrive or replay.
 	Round uint64
+	// Received is when JetStream's ack deadline for this delivery last
+	// started: when this replica received it, or last reported it in
+	// progress before handing it out. Zero when unknown (tests).
+	Received time.Time
 
 	msg acker
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -179,45 +180,99 @@ func (f *Feed) roleIn(info *jetstream.ConsumerInfo) Role {
 	return RoleStandby
 }
 
-// takeoverWait bounds how long a newly pinned replica waits for what
-// another client still holds; well inside AckWait, so nothing it gathered
-// meanwhile expires.
+// takeoverWait is how often a replica gathering at a takeover says what it
+// still waits for.
 const takeoverWait = AckWait / 2
 
 // gatherPoll is how long one read of a takeover waits for a message.
 const gatherPoll = 200 * time.Millisecond
 
 // gatherTakeover runs when this replica has just been pinned (first is its
-// first message). Entries another client got earlier may still be
-// unacknowledged: held by a replica that lost its pin (a consumer leader
-// change resets pins) and is finishing them, or by a dead one, coming back
-// to us as redeliveries in the order their ack deadlines expired, not in
-// stream order. So nothing is handed out until every unacknowledged entry
-// of the consumer is either acknowledged by its holder or here (or
-// takeoverWait passed); then what is here goes out in stream order. This
-// keeps per-key order across takeovers.
-func (f *Feed) gatherTakeover(first jetstream.Msg) []jetstream.Msg {
-	batch := []jetstream.Msg{first}
-	if f.nothingOutstanding(first) {
-		return batch
+// first message), or when an ordered feed without pinning starts. Entries
+// another client got earlier may still be unacknowledged: held by a
+// replica that lost its pin and is letting them go, or by a dead one,
+// coming back to us as redeliveries in the order their ack deadlines
+// expire, not in stream order. So nothing is handed out until every
+// unacknowledged entry of the consumer is either acknowledged or handed
+// back by its holder, or here; then what is here goes out in stream order.
+// A pinned feed waits as long as that takes: a live holder lets go as soon
+// as its next pull tells it the pin moved, a dead one's entries expire
+// after AckWait. Without pinning, other replicas may hold entries at any
+// time, so the wait ends after PinnedTTL, by when a dead process's entries
+// have expired. What is gathered is kept in progress meanwhile.
+//
+// It returns nil without an error when the subscription broke meanwhile
+// (the gathered entries are handed back; next pulls again), and ErrPinLost
+// or ErrClosed when the pin moved on or the feed was closed.
+func (f *Feed) gatherTakeover(first pulled) ([]pulled, error) {
+	batch := []pulled{first}
+	if f.nothingOutstanding(first.msg) {
+		return batch, nil
 	}
-	deadline := time.Now().Add(takeoverWait)
+	start := time.Now()
+	say, giveUp := start.Add(takeoverWait), time.Time{}
+	if !f.pinned {
+		giveUp = start.Add(PinnedTTL)
+	}
 	for {
-		batch = f.readAvailable(batch)
-		foreign, err := f.heldElsewhere(len(batch))
-		if err == nil && foreign == 0 {
+		var err error
+		if batch, err = f.readAvailable(batch); err != nil || f.closing.Load() {
+			handBackAll(batch)
+			if err == errBroken {
+				f.pin.Store("")
+				return nil, nil
+			}
+			return nil, cmp.Or(err, ErrClosed)
+		}
+		foreign, ierr := f.heldElsewhere(batch)
+		if ierr == nil && foreign == 0 {
 			break
 		}
-		if time.Now().After(deadline) {
-			f.log.Warn("pinned: entries still held by another client; going on, per-key order may break for them",
-				"consumer", f.name, "held", foreign, "err", err)
+		now := time.Now()
+		keepAlive(batch, now)
+		if !giveUp.IsZero() && now.After(giveUp) {
+			f.log.Warn("entries still held by another client after PinnedTTL; going on, per-key order may break for them",
+				"consumer", f.name, "held", foreign, "err", ierr)
 			break
+		}
+		if now.After(say) {
+			f.log.Warn("waiting for entries another client still holds before delivering", "consumer", f.name,
+				"held", foreign, "waited", now.Sub(start).Round(time.Second), "err", ierr)
+			say = now.Add(takeoverWait)
 		}
 	}
-	slices.SortFunc(batch, func(a, b jetstream.Msg) int { return cmp.Compare(streamSeq(a), streamSeq(b)) })
-	batch = slices.CompactFunc(batch, func(a, b jetstream.Msg) bool { return streamSeq(a) == streamSeq(b) })
-	f.log.Info("pinned: this replica now delivers for the consumer", "consumer", f.name, "entries", len(batch))
-	return batch
+	sortPulled(batch)
+	batch = slices.CompactFunc(batch, func(a, b pulled) bool { return streamSeq(a.msg) == streamSeq(b.msg) })
+	f.log.Info("this replica now delivers for the consumer", "consumer", f.name, "entries", len(batch),
+		"waited", time.Since(start).Round(time.Millisecond))
+	return batch, nil
+}
+
+// errBroken: the subscription ended while gathering.
+var errBroken = errors.New("subscription ended")
+
+// keepAlive reports gathered entries in progress, all at once in stream
+// order, once the oldest deadline is a quarter of AckWait old: they are
+// not redelivered meanwhile, and their deadlines keep stream order.
+func keepAlive(batch []pulled, now time.Time) {
+	if !slices.ContainsFunc(batch, func(p pulled) bool { return now.Sub(p.at) >= AckWait/4 }) {
+		return
+	}
+	sortPulled(batch)
+	for i := range batch {
+		_ = batch[i].msg.InProgress()
+		batch[i].at = now
+	}
+}
+
+func sortPulled(batch []pulled) {
+	slices.SortStableFunc(batch, func(a, b pulled) int { return cmp.Compare(streamSeq(a.msg), streamSeq(b.msg)) })
+}
+
+func handBackAll(batch []pulled) {
+	for _, p := range batch {
+		_ = p.msg.NakWithDelay(0)
+	}
 }
 
 // nothingOutstanding reports whether no client can hold an entry older than
@@ -237,36 +292,107 @@ func (f *Feed) nothingOutstanding(first jetstream.Msg) bool {
 }
 
 // readAvailable appends what the subscription has, until none comes for
-// gatherPoll.
-func (f *Feed) readAvailable(batch []jetstream.Msg) []jetstream.Msg {
+// gatherPoll. It returns ErrPinLost when the server said the pin moved,
+// errBroken when the subscription ended.
+func (f *Feed) readAvailable(batch []pulled) ([]pulled, error) {
 	for {
 		msg, err := f.iter().Next(jetstream.NextMaxWait(gatherPoll))
-		if err != nil {
-			return batch
+		switch {
+		case err == nil:
+			batch = append(batch, pulled{msg: msg, at: time.Now()})
+			continue
+		case f.closing.Load():
+			return batch, ErrClosed
+		case errors.Is(err, jetstream.ErrPinIDMismatch) && f.pinned:
+			f.pin.Store("")
+			return batch, ErrPinLost
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return batch, errBroken
 		}
-		batch = append(batch, msg)
+		return batch, nil
 	}
 }
 
-// heldElsewhere is how many of the consumer's unacknowledged entries are
-// not among the ones this replica holds (mine).
-func (f *Feed) heldElsewhere(mine int) (int, error) {
+// heldElsewhere is how many of the consumer's unacknowledged entries
+// neither this replica holds (handed out earlier and not let go) nor
+// the gathering has.
+func (f *Feed) heldElsewhere(batch []pulled) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	info, err := f.consumer().Info(ctx)
 	if err != nil {
 		return -1, err
 	}
-	return max(info.NumAckPending-mine, 0), nil
+	return max(info.NumAckPending-f.own.countWith(batch), 0), nil
 }
 
-func (f *Feed) popGathered() jetstream.Msg {
+func (f *Feed) popGathered() (pulled, bool) {
 	if len(f.gathered) == 0 {
-		return nil
+		return pulled{}, false
 	}
-	msg := f.gathered[0]
+	p := f.gathered[0]
 	f.gathered = f.gathered[1:]
-	return msg
+	return p, true
+}
+
+// ownSet is the stream sequences a feed handed out that are neither
+// acknowledged nor handed back yet.
+type ownSet struct {
+	mu   sync.Mutex
+	seqs map[uint64]struct{}
+}
+
+// track records seq as held and returns msg's handle, which forgets it
+// once the entry is acknowledged or handed back.
+func (o *ownSet) track(seq uint64, msg jetstream.Msg) acker {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.seqs == nil {
+		o.seqs = map[uint64]struct{}{}
+	}
+	o.seqs[seq] = struct{}{}
+	return ownMsg{Msg: msg, set: o, seq: seq}
+}
+
+func (o *ownSet) forget(seq uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.seqs, seq)
+}
+
+// countWith is how many different entries are held or in batch.
+func (o *ownSet) countWith(batch []pulled) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := len(o.seqs)
+	seen := map[uint64]bool{}
+	for _, p := range batch {
+		seq := streamSeq(p.msg)
+		if _, held := o.seqs[seq]; !held && !seen[seq] {
+			seen[seq] = true
+			n++
+		}
+	}
+	return n
+}
+
+// ownMsg is a handle that keeps the feed's ownSet up to date.
+type ownMsg struct {
+	jetstream.Msg
+	set *ownSet
+	seq uint64
+}
+
+func (m ownMsg) Ack() error {
+	err := m.Msg.Ack()
+	m.set.forget(m.seq)
+	return err
+}
+
+func (m ownMsg) NakWithDelay(d time.Duration) error {
+	err := m.Msg.NakWithDelay(d)
+	m.set.forget(m.seq)
+	return err
 }
 
 func streamSeq(msg jetstream.Msg) uint64 {

@@ -57,7 +57,7 @@ type Relay struct {
 
 	mu       sync.Mutex // guards webhooks, ctx
 	webhooks map[string]*running
-	ctx      context.Context // Run's, for webhooks started by a reload
+	ctx      context.Context // Run's once the webhooks started, for those a reload starts
 	wg       sync.WaitGroup
 	closeOne sync.Once
 }
@@ -244,9 +244,6 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	defer src.Close()
 	r.src.Store(src)
-	r.mu.Lock()
-	r.ctx = ctx
-	r.mu.Unlock()
 	go r.serveAdmin()
 	r.runIngest(ctx)
 	r.logStart(cfg)
@@ -295,9 +292,13 @@ func (r *Relay) ensure(ctx context.Context, src *audit.Source) bool {
 	}
 }
 
+// startAll starts the webhooks and, in the same step, lets reloads start
+// theirs: a reload before it (NATS still unreachable) only changes the
+// set that startAll then starts, so no webhook is started twice.
 func (r *Relay) startAll(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.ctx = ctx
 	for _, rw := range r.webhooks {
 		r.start(ctx, rw)
 	}

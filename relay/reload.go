@@ -34,10 +34,6 @@ func (r *Relay) ReloadFailed(err error) {
 // /readyz, the fetch API or dead letters. SIGHUPs are handled one at a time.
 func (r *Relay) reload(cfg *config.Config) error {
 	r.mu.Lock()
-	if r.ctx == nil {
-		r.mu.Unlock()
-		return errors.New("not running")
-	}
 	if !reflect.DeepEqual(cfg.Auditrelay, r.config().Auditrelay) {
 		r.log.Warn("changes to the auditrelay section take effect at the next restart")
 	}
@@ -61,6 +57,9 @@ func (r *Relay) reload(cfg *config.Config) error {
 	defer r.mu.Unlock()
 	for name, rw := range added {
 		r.webhooks[name] = rw
+		if r.ctx == nil {
+			continue // not started yet: startAll starts it
+		}
 		r.start(r.ctx, rw)
 		r.log.Info("webhook started by reload", "webhook", name)
 	}

@@ -3,15 +3,16 @@ package sink
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"time"
 
 	"github.com/auditrelay/auditrelay/audit"
 )
 
-// heartbeat is how often entries held longer than it are reported
-// InProgress, well inside audit.AckWait, so JetStream never redelivers an
-// entry that is still queued or retrying.
+// heartbeat is how often every held entry is reported InProgress, well
+// inside audit.AckWait, so JetStream never redelivers an entry that is
+// still queued or retrying.
 const heartbeat = audit.AckWait / 4
 
 // held is an entry between its arrival and its acknowledgement.
@@ -19,7 +20,7 @@ type held struct {
 	msg     *audit.Message
 	key     string
 	since   time.Time // when it became ready (head of its key)
-	touched time.Time // last delivery or InProgress
+	touched time.Time // when its ack deadline last started: receipt or InProgress
 	sent    bool      // in a unit being delivered
 }
 
@@ -49,6 +50,10 @@ type scheduler struct {
 	inflight int
 	done     chan *unit
 	timer    *time.Timer // batch maxWait
+	// soft is what deliveries retry under: it ends with Run's context, or
+	// when the pin is lost (then a new one is made for what comes next).
+	soft       context.Context
+	cancelSoft context.CancelFunc
 }
 
 func newScheduler(w *Webhook) *scheduler {
@@ -61,11 +66,19 @@ func newScheduler(w *Webhook) *scheduler {
 }
 
 // add takes a new entry: filtered out (acknowledged at once), queued behind
-// its key, or ready.
+// its key, or ready. Its ack deadline runs from when the feed received it,
+// which may be a while ago (gathered at a takeover, or waiting in the pull
+// buffer while the scheduler was full): one that is already a heartbeat
+// old is reported in progress at once.
 func (s *scheduler) add(m *audit.Message, now time.Time) {
+	touched := m.Received
+	if touched.IsZero() || now.Sub(touched) >= heartbeat {
+		_ = m.InProgress()
+		touched = now
+	}
 	if h, dup := s.bySeq[m.Seq]; dup {
 		// JetStream redelivered an entry still held: keep one, newest handle.
-		h.msg, h.touched = m, now
+		h.msg, h.touched = m, touched
 		return
 	}
 	if !s.w.filter.Match(&m.Entry) {
@@ -73,17 +86,35 @@ func (s *scheduler) add(m *audit.Message, now time.Time) {
 		s.w.m.filtered.Inc()
 		return
 	}
-	h := &held{msg: m, key: m.Entry.Key(s.w.cfg.Delivery.OrderBy), touched: now}
+	h := &held{msg: m, key: m.Entry.Key(s.w.cfg.Delivery.OrderBy), touched: touched}
 	s.bySeq[m.Seq] = h
 	if h.key == "" {
 		s.makeReady(h, now)
 		return
 	}
+	s.enqueue(h, now)
+}
+
+// enqueue puts h in its key's queue in stream order: a redelivery can
+// arrive after a later entry of its key (deadlines expire in their own
+// order), and goes before it unless that one is already being sent.
+func (s *scheduler) enqueue(h *held, now time.Time) {
 	q := s.queues[h.key]
-	s.queues[h.key] = append(q, h)
-	if len(q) == 0 {
-		s.makeReady(h, now)
+	i := len(q)
+	for i > 0 && !q[i-1].sent && q[i-1].msg.Seq > h.msg.Seq {
+		i--
 	}
+	q = slices.Insert(q, i, h)
+	s.queues[h.key] = q
+	if i > 0 {
+		return
+	}
+	if len(q) > 1 { // h displaces the head that was ready
+		old := q[1]
+		old.since = time.Time{}
+		s.ready = slices.DeleteFunc(s.ready, func(r *held) bool { return r == old })
+	}
+	s.makeReady(h, now)
 }
 
 func (s *scheduler) makeReady(h *held, now time.Time) {
@@ -108,6 +139,11 @@ func (s *scheduler) finish(u *unit, now time.Time) {
 		}
 	}
 	if u.handedBack {
+		// What queued behind a handed-back entry goes back too, so that
+		// its key is redelivered in order.
+		for _, h := range u.items {
+			s.releaseKey(h.key)
+		}
 		return
 	}
 	for _, h := range u.items {
@@ -169,15 +205,50 @@ func (s *scheduler) withFollowers(items []*held, max int) []*held {
 	return items
 }
 
-// touch tells JetStream that entries held for a while are still being
-// worked on, so it does not redeliver them behind our back.
+// touch tells JetStream that every held entry is still being worked on,
+// so it does not redeliver it behind our back. All of them, in stream
+// order, at once: their ack deadlines then expire in stream order if this
+// process dies, and JetStream redelivers them in that order.
 func (s *scheduler) touch(now time.Time) {
+	all := make([]*held, 0, len(s.bySeq))
 	for _, h := range s.bySeq {
-		if now.Sub(h.touched) >= heartbeat {
-			_ = h.msg.InProgress()
-			h.touched = now
-		}
+		all = append(all, h)
 	}
+	slices.SortFunc(all, func(a, b *held) int { return cmp.Compare(a.msg.Seq, b.msg.Seq) })
+	for _, h := range all {
+		_ = h.msg.InProgress()
+		h.touched = now
+	}
+}
+
+// releaseKey hands back the entries of key that are not being sent.
+func (s *scheduler) releaseKey(key string) {
+	q := s.queues[key]
+	if key == "" || len(q) == 0 {
+		return
+	}
+	keep := 0
+	for keep < len(q) && q[keep].sent {
+		keep++
+	}
+	for _, h := range q[keep:] {
+		s.release(h)
+		s.ready = slices.DeleteFunc(s.ready, func(r *held) bool { return r == h })
+	}
+	if s.queues[key] = q[:keep]; keep == 0 {
+		delete(s.queues, key)
+	}
+}
+
+// letGo stops delivering what this replica holds, because another replica
+// holds the pin now: units retrying stop at their next wait and are handed
+// back, and everything else is handed back at once. An attempt under way
+// finishes (it cannot be taken back); its entries are acknowledged or
+// handed back, and the new pinned replica waits for that.
+func (s *scheduler) letGo(ctx context.Context) {
+	s.cancelSoft()
+	s.soft, s.cancelSoft = context.WithCancel(ctx)
+	s.handBack()
 }
 
 // handBack returns every held entry that is not in flight to JetStream, for
@@ -215,8 +286,10 @@ func (s *scheduler) release(h *held) {
 func (w *Webhook) Run(ctx context.Context, feed Feed) error {
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
-	in, pumped := pump(feed)
+	in, lost, pumped := pump(feed)
 	s := newScheduler(w)
+	s.soft, s.cancelSoft = context.WithCancel(ctx)
+	defer func() { s.cancelSoft() }()
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {
@@ -226,7 +299,9 @@ func (w *Webhook) Run(ctx context.Context, feed Feed) error {
 		}
 		select {
 		case <-ctx.Done():
-			return s.shutdown(feed, in, pumped, cancelHard)
+			return s.shutdown(feed, in, lost, pumped, cancelHard)
+		case <-lost:
+			s.letGo(ctx)
 		case m := <-inCh:
 			s.add(m, time.Now())
 		case u := <-s.done:
@@ -237,7 +312,7 @@ func (w *Webhook) Run(ctx context.Context, feed Feed) error {
 		case <-pumped:
 			pumped = nil // the feed ended by itself; what is held still finishes
 		}
-		s.dispatch(ctx, hard)
+		s.dispatch(s.soft, hard)
 		if pumped == nil && s.inflight == 0 && len(s.bySeq) == 0 {
 			return nil
 		}
@@ -252,34 +327,49 @@ func (s *scheduler) dispatch(soft, hard context.Context) {
 }
 
 // pump reads the feed in its own goroutine; a blocked send on in is the
-// back-pressure that stops pulling when enough entries are held.
-func pump(feed Feed) (<-chan *audit.Message, <-chan struct{}) {
+// back-pressure that stops pulling when enough entries are held. A lost
+// pin is passed on lost, in order with the entries.
+func pump(feed Feed) (<-chan *audit.Message, <-chan struct{}, <-chan struct{}) {
 	in := make(chan *audit.Message)
+	lost := make(chan struct{})
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
 		for {
 			m, err := feed.Next()
+			if errors.Is(err, audit.ErrPinLost) {
+				lost <- struct{}{}
+				continue
+			}
 			if err != nil {
 				return
 			}
 			in <- m
 		}
 	}()
-	return in, ended
+	return in, lost, ended
 }
 
 // shutdown implements SPEC §5's SIGTERM: stop taking entries, finish or
 // hand back what is in flight within the shutdown timeout.
-func (s *scheduler) shutdown(feed Feed, in <-chan *audit.Message, pumped <-chan struct{}, cancelHard context.CancelFunc) error {
+func (s *scheduler) shutdown(feed Feed, in <-chan *audit.Message, lost, pumped <-chan struct{}, cancelHard context.CancelFunc) error {
 	feed.Drain()
 	s.handBack()
 	deadline := time.NewTimer(s.w.grace)
 	defer deadline.Stop()
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
 	for s.inflight > 0 || pumped != nil {
 		select {
+		case <-tick.C:
+			// An attempt may outlast AckWait: keep what is in flight ours
+			// until it is acknowledged or handed back, or another replica
+			// would deliver it too.
+			s.touch(time.Now())
 		case m := <-in:
 			_ = m.NakWithDelay(0)
+		case <-lost:
+			// Everything not in flight is already handed back.
 		case u := <-s.done:
 			s.finish(u, time.Now())
 			s.handBack()
