@@ -10,16 +10,17 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"unicode/utf8"
+
+	"github.com/auditrelay/auditrelay/config"
 )
 
 // Operations, normalised from TheHive 3's Creation/Update/Delete and TheHive
 // 4/5's create/update/delete.
 const (
-	Creation = "Creation"
-	Update   = "Update"
-	Delete   = "Delete"
+	Creation = config.OpCreation
+	Update   = config.OpUpdate
+	Delete   = config.OpDelete
 )
 
 // Entry is one audit entry. Raw is the message exactly as published: it is
@@ -59,20 +60,6 @@ func (e *InvalidError) Unwrap() error { return ErrInvalid }
 
 func invalid(format string, a ...any) error {
 	return &InvalidError{Reason: fmt.Sprintf(format, a...)}
-}
-
-// NormaliseOperation maps any case of creation/create, update and delete to
-// Creation, Update and Delete; it returns "" for anything else.
-func NormaliseOperation(op string) string {
-	switch strings.ToLower(op) {
-	case "creation", "create":
-		return Creation
-	case "update":
-		return Update
-	case "delete":
-		return Delete
-	}
-	return ""
 }
 
 // Decode reads an audit entry from raw without copying or rewriting it: the
@@ -128,7 +115,7 @@ func (e *Entry) required(op, action, typ, id []byte) error {
 	if !ok {
 		return invalid(`field %q: %s, not a string`, field, kind(op))
 	}
-	if e.Operation = NormaliseOperation(s); e.Operation == "" {
+	if e.Operation = config.NormaliseOperation(s); e.Operation == "" {
 		return invalid(`field %q: %q is not Creation, Update or Delete`, field, s)
 	}
 	var err error
@@ -192,17 +179,17 @@ func (e *Entry) Who() string {
 	return stringField(e.object, "createdBy")
 }
 
-// Key returns the ordering key for orderBy (rootId | objectId | none): entries
-// with the same non-empty key reach a webhook in stream order. An entry
-// without a rootId falls back to its objectId; "none" returns "".
-func (e *Entry) Key(orderBy string) string {
+// Key returns the ordering key for orderBy: entries with the same
+// non-empty key reach a webhook in stream order. An entry without a rootId
+// falls back to its objectId; OrderByNone returns "".
+func (e *Entry) Key(orderBy config.OrderBy) string {
 	switch orderBy {
-	case "rootId":
+	case config.OrderByRootID:
 		if e.RootID != "" {
 			return e.RootID
 		}
 		return e.ObjectID
-	case "objectId":
+	case config.OrderByObjectID:
 		return e.ObjectID
 	}
 	return ""

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/auditrelay/auditrelay/audit"
+	"github.com/auditrelay/auditrelay/config"
 )
 
 // theHive3Entry is SPEC §1's example, as TheHive 3 publishes it.
@@ -276,7 +277,7 @@ func checkFuzzEntry(t *testing.T, raw []byte, max int64, e audit.Entry) {
 	if err := json.Unmarshal(raw, &fields); err != nil || json.Unmarshal(fields["operation"], &op) != nil {
 		t.Fatalf("accepted an entry encoding/json cannot read: %v", err)
 	}
-	if e.Operation != audit.NormaliseOperation(op) || e.Operation == "" {
+	if e.Operation != config.NormaliseOperation(op) || e.Operation == "" {
 		t.Fatalf("Operation %q from %q is not normalised", e.Operation, op)
 	}
 	if e.ObjectType == "" || e.ObjectID == "" {

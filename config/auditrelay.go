@@ -22,8 +22,8 @@ func (d *decoder) auditrelay(n *node, a *Auditrelay) {
 		d.admin(c, &a.Admin)
 	}
 	if c := n.child("log"); c != nil {
-		c.oneOf("level", &a.Log.Level, "debug", "info", "warn", "error")
-		c.oneOf("format", &a.Log.Format, "json", "text")
+		oneOf(c, "level", &a.Log.Level, "debug", "info", "warn", "error")
+		oneOf(c, "format", &a.Log.Format, "json", "text")
 		c.finish()
 	}
 	n.positiveDuration("shutdownTimeout", &a.ShutdownTimeout)

@@ -7,7 +7,10 @@
 package config
 
 import (
+	"net"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -49,16 +52,16 @@ type Auditrelay struct {
 
 // NATS is `auditrelay.nats`.
 type NATS struct {
-	URL           string
-	Servers       []string
+	URL           string   `hocon:"url,url"`
+	Servers       []string `hocon:"servers,url,omitempty"`
 	Embedded      Embedded
 	Subject       string
 	Stream        Stream
 	DurablePrefix string
 	// MaxEntryBytes is the largest entry delivered; larger ones are invalid.
-	MaxEntryBytes int64
-	Auth          NATSAuth
-	TLS           TLS
+	MaxEntryBytes int64    `hocon:"maxEntryBytes,size"`
+	Auth          NATSAuth `hocon:"auth,omitempty"`
+	TLS           TLS      `hocon:"tls,omitempty"`
 }
 
 // Embedded is `auditrelay.nats.embedded`: an in-process NATS server.
@@ -78,18 +81,18 @@ type Stream struct {
 
 // NATSAuth is `auditrelay.nats.auth`; at most one method is set.
 type NATSAuth struct {
-	CredsFile string // absolute after Load
-	NkeyFile  string // absolute after Load
+	CredsFile string `hocon:"credsFile,omitempty"` // absolute after Load
+	NkeyFile  string `hocon:"nkeyFile,omitempty"`  // absolute after Load
 	Token     Secret
-	User      string
+	User      string `hocon:"user,omitempty"`
 	Password  Secret
 }
 
 // TLS is `auditrelay.nats.tls` or `auditrelay.ingest.tls`: the same store
 // syntax as a webhook's ws.ssl.
 type TLS struct {
-	TrustManager StoreSet
-	KeyManager   StoreSet
+	TrustManager StoreSet `hocon:"trustManager,omitempty"`
+	KeyManager   StoreSet `hocon:"keyManager,omitempty"`
 }
 
 // DeadLetter is `auditrelay.deadLetter`.
@@ -119,25 +122,25 @@ type Log struct {
 // with its HTTP client settings already layered (own ws, webhooks.ws,
 // play.ws, defaults).
 type Webhook struct {
-	Name string
+	Name string `hocon:"-"`
 	// KeyPath is where the webhook is defined: `webhooks.siem` or
 	// `notification.webhook.endpoints[0]`. Errors about it start with it.
-	KeyPath  string
-	URL      string
-	WS       WS
+	KeyPath  string `hocon:"-"`
+	URL      string `hocon:"url,url"`
+	Enabled  bool
+	Format   Format
 	Auth     Auth
-	Headers  map[string]string
+	Headers  map[string]string `hocon:"headers,masked"`
 	Signing  Signing
 	Filter   Filter
-	Format   string // audit | slack | thin | teams | splunk | template
 	Template Template
 	Splunk   Splunk
 	Batch    Batch
 	Delivery Delivery
-	Enabled  bool
+	WS       WS
 	// IngestHop marks a webhook whose URL is auditrelay's own ingest
 	// listener: TheHive's hop into auditrelay, never delivered to.
-	IngestHop bool
+	IngestHop bool `hocon:"-"`
 }
 
 // Upper bounds of a webhook's concurrency: every request in flight holds a
@@ -164,15 +167,19 @@ func SubjectToken(name string) string { return subjectUnsafe.ReplaceAllString(na
 
 // WS is the HTTP client of a webhook (`ws` in TheHive 3, `wsConfig` in 4).
 type WS struct {
+	// KeyPath is where the webhook's own block is, `webhooks.siem.ws` or
+	// `notification.webhook.endpoints[0].wsConfig` (whether or not the
+	// file has one): errors about its settings start with it.
+	KeyPath string `hocon:"-"`
 	// FollowRedirects follows 307 and 308 (method and body kept); any
 	// other 3xx is a permanent failure either way (SPEC §4).
 	FollowRedirects bool
 	// UserAgent is "" for auditrelay's own `auditrelay/<version>`.
-	UserAgent          string
+	UserAgent          string `hocon:"useragent"`
 	CompressionEnabled bool
 	Timeout            Timeout
 	UseProxyProperties bool
-	Proxy              Proxy
+	Proxy              Proxy `hocon:"proxy,omitempty"`
 	SSL                SSL
 }
 
@@ -183,23 +190,41 @@ type Timeout struct {
 	Request    time.Duration
 }
 
-// Proxy is `ws.proxy`; Host "" means no proxy block.
+// Proxy is `ws.proxy`; Host "" means no proxy block. Host and Port are
+// both set when one is, and Protocol is set (http by default).
 type Proxy struct {
 	Host          string
 	Port          int
-	Protocol      string // http | https | socks5
+	Protocol      ProxyProtocol
 	User          string
 	Password      Secret
 	NonProxyHosts []string
 }
 
+// URL is the proxy block as a URL, nil when there is none; net/http sends
+// its user and password as Proxy-Authorization Basic (http, https) or as
+// SOCKS5 user/password.
+func (p Proxy) URL() *url.URL {
+	if p.Host == "" {
+		return nil
+	}
+	u := &url.URL{Scheme: string(p.Protocol), Host: net.JoinHostPort(p.Host, strconv.Itoa(p.Port))}
+	switch {
+	case p.User != "" && p.Password != "":
+		u.User = url.UserPassword(p.User, string(p.Password))
+	case p.User != "":
+		u.User = url.User(p.User)
+	}
+	return u
+}
+
 // SSL is `ws.ssl`.
 type SSL struct {
-	TrustManager        StoreSet
-	KeyManager          StoreSet
-	Protocol            string   // minimum version: TLSv1.2 | TLSv1.3
-	EnabledProtocols    []string // allowed versions
-	EnabledCipherSuites []string // IANA names
+	TrustManager        StoreSet      `hocon:"trustManager,omitempty"`
+	KeyManager          StoreSet      `hocon:"keyManager,omitempty"`
+	Protocol            TLSVersion    // the minimum version: TLS 1.2 unless set
+	EnabledProtocols    []TLSVersion  `hocon:"enabledProtocols,omitempty"`    // none: from Protocol up
+	EnabledCipherSuites []CipherSuite `hocon:"enabledCipherSuites,omitempty"` // TLS 1.2; none: Go's defaults
 	Loose               Loose
 	Debug               bool
 }
@@ -213,16 +238,16 @@ type StoreSet struct {
 type Store struct {
 	Type string // JKS | PKCS12 | PEM, upper-cased after Load
 	// Path is absolute after Load; "" when Data is set.
-	Path string
+	Path string `hocon:"path,omitempty"`
 	// Data is inline PEM text.
-	Data     string
+	Data     string `hocon:"data,pem,omitempty"`
 	Password Secret
 	// HasPassword tells an absent password (read without an integrity check,
 	// as Java does) from an empty one.
-	HasPassword bool
+	HasPassword bool `hocon:"-"`
 	// KeyPath is where the store is defined, e.g.
 	// `webhooks.siem.ws.ssl.trustManager.stores[0]`; errors name it.
-	KeyPath string
+	KeyPath string `hocon:"-"`
 }
 
 // Loose is `ws.ssl.loose`: each flag weakens verification.
@@ -234,15 +259,15 @@ type Loose struct {
 
 // Auth is TheHive 4's endpoint auth: none | basic | bearer | key.
 type Auth struct {
-	Type     string
-	Username string
+	Type     AuthType
+	Username string `hocon:"username,omitempty"`
 	Password Secret
 	Key      Secret
 }
 
 // Signing is Standard Webhooks signing. Several secrets (rotation) each sign.
 type Signing struct {
-	Secrets []Secret // each "whsec_" + base64
+	Secrets []Secret `hocon:"secret,omitempty"` // each "whsec_" + base64
 }
 
 // Filter selects the entries a webhook gets; empty lists mean all.
@@ -254,11 +279,11 @@ type Filter struct {
 	BaseOnly           bool
 	// Expr is an expr-lang boolean over the decoded entry, "" for none;
 	// it compiled (CompileExpr) when the file was loaded.
-	Expr string
+	Expr string `hocon:"expr,omitempty"`
 	// IncludedOrganisations and ExcludedOrganisations are TheHive 4's
 	// includedTheHiveOrganisations / excludedTheHiveOrganisations; "*" is all.
-	IncludedOrganisations []string
-	ExcludedOrganisations []string
+	IncludedOrganisations []string `hocon:"includedTheHiveOrganisations"`
+	ExcludedOrganisations []string `hocon:"excludedTheHiveOrganisations"`
 }
 
 // Template is `template`, the body of format = template.
@@ -266,7 +291,7 @@ type Template struct {
 	// File is absolute after Load; Text is its contents as loaded, which
 	// parsed (ParseTemplate). A reload reads the file again.
 	File        string
-	Text        string
+	Text        string `hocon:"-"`
 	ContentType string
 }
 
@@ -303,14 +328,14 @@ type Batch struct {
 type Delivery struct {
 	Start       Start
 	MaxInFlight int
-	OrderBy     string // rootId | objectId | none
+	OrderBy     OrderBy
 	Retry       Retry
 }
 
 // Start is where a new webhook begins in the stream.
 type Start struct {
-	Mode string    // new | all | time
-	Time time.Time // when Mode is "time"
+	Mode StartMode
+	Time time.Time // when Mode is StartTime
 }
 
 // Retry is `delivery.retry`.

@@ -2,9 +2,11 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,10 +90,10 @@ func eq[T comparable](t *testing.T, what string, got, want T) {
 	}
 }
 
-func eqList(t *testing.T, what string, got, want []string) {
+func eqList[T comparable](t *testing.T, what string, got, want []T) {
 	t.Helper()
 	if !slices.Equal(got, want) {
-		t.Errorf("%s = %q, want %q", what, got, want)
+		t.Errorf("%s = %v, want %v", what, got, want)
 	}
 }
 
@@ -105,13 +107,13 @@ func checkTheHive3(t *testing.T, c *Config, dir string) {
 	eq(t, "KeyPath", s.KeyPath, "webhooks.siem")
 	eq(t, "proxy.host (play.ws)", s.WS.Proxy.Host, "proxy.corp.example.org")
 	eq(t, "proxy.port (own ws)", s.WS.Proxy.Port, 8080)
-	eq(t, "proxy.protocol (default)", s.WS.Proxy.Protocol, "http")
+	eq(t, "proxy.protocol (default)", s.WS.Proxy.Protocol, ProxyHTTP)
 	eq(t, "proxy.password (play.ws)", string(s.WS.Proxy.Password), "proxy-secret-1")
 	eq(t, "useragent (play.ws)", s.WS.UserAgent, "TheHive/3.4.2")
 	eq(t, "timeout.connection (play.ws)", s.WS.Timeout.Connection, 5*time.Second)
 	eq(t, "timeout.request (webhooks.ws)", s.WS.Timeout.Request, 20*time.Second)
 	eq(t, "timeout.idle (default)", s.WS.Timeout.Idle, 30*time.Second)
-	eqList(t, "enabledProtocols", s.WS.SSL.EnabledProtocols, []string{"TLSv1.2", "TLSv1.3"})
+	eqList(t, "enabledProtocols", s.WS.SSL.EnabledProtocols, []TLSVersion{tls.VersionTLS12, tls.VersionTLS13})
 	eq(t, "stores", len(s.WS.SSL.TrustManager.Stores), 1)
 	st := s.WS.SSL.TrustManager.Stores[0]
 	eq(t, "store", st, Store{Type: "PEM", Path: filepath.Join(dir, "ca.pem"), KeyPath: "webhooks.siem.ws.ssl.trustManager.stores[0]"})
@@ -378,7 +380,7 @@ webhooks.slack { url = "https://hooks.slack.com/services/T0001/B0002/slack-path-
 		`password = "****"`,
 		`url = "https://h.example.org:443/****"`,
 		`url = "https://hooks.slack.com:443/****"`,
-		`signing.secret = ["****", "****"]`,
+		`signing { secret = ["****", "****"] }`,
 		"siem {  # webhooks.siem",
 	} {
 		if !strings.Contains(text, want) {
@@ -494,7 +496,7 @@ func TestExampleEntries(t *testing.T) {
 			t.Errorf("line %d: %v", i+1, err)
 			continue
 		}
-		if _, ok := normaliseOperation(e.Operation); !ok || e.ObjectType == "" || e.ObjectID == "" {
+		if NormaliseOperation(e.Operation) == "" || e.ObjectType == "" || e.ObjectID == "" {
 			t.Errorf("line %d: %+v is not a valid entry", i+1, e)
 		}
 	}
@@ -596,6 +598,59 @@ func TestSubjectMatches(t *testing.T) {
 	} {
 		if got := SubjectMatches(tt.pattern, tt.subject); got != tt.want {
 			t.Errorf("SubjectMatches(%q, %q) = %v, want %v", tt.pattern, tt.subject, got, tt.want)
+		}
+	}
+}
+
+// TestHeadersAndAuthChecked: the problems of headers.bad.conf carry their
+// sentinel errors, and none of them shows a configured value (any header,
+// like auth, may carry a credential).
+func TestHeadersAndAuthChecked(t *testing.T) {
+	_, err := Load("testdata/headers.bad.conf")
+	if err == nil {
+		t.Fatal("Load succeeded")
+	}
+	for _, target := range []error{ErrReservedHeader, ErrInvalidHeader, ErrAuth, ErrRequired} {
+		if !errors.Is(err, target) {
+			t.Errorf("errors.Is(err, %v) = false", target)
+		}
+	}
+	for _, value := range []string{"X-Injected", "other", "text/plain", "a\nb"} {
+		if strings.Contains(err.Error(), value) {
+			t.Errorf("the errors show a configured value %q:\n%v", value, err)
+		}
+	}
+	// With auth none, headers may carry their own Authorization, and an
+	// auth type is read in any case.
+	c, err := Parse([]byte(`webhooks {
+  hec { url = "https://hec.example.org/", headers { Authorization = "Splunk 1234" } }
+  siem { url = "https://siem.example.org/", auth { type = Bearer, key = k } }
+}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "hec Authorization", c.Webhook("hec").Headers["Authorization"], "Splunk 1234")
+	eq(t, "siem auth type", c.Webhook("siem").Auth.Type, AuthBearer)
+}
+
+// TestFormatWords: every format reads in any case; another word is an
+// error naming the key.
+func TestFormatWords(t *testing.T) {
+	for _, f := range Formats {
+		hook := fmt.Sprintf(`webhooks.w { url = "https://w.example.org/", format = %s }`, strings.ToUpper(string(f)))
+		if f == FormatTemplate || f == FormatThin {
+			continue // need a template file, fetch credentials: see formats_test.go and many.bad.conf
+		}
+		c, err := Parse([]byte(hook), "")
+		if err != nil {
+			t.Fatalf("format %s: %v", f, err)
+		}
+		eq(t, "format", c.Webhook("w").Format, f)
+	}
+	for _, word := range []string{"json", "ndjson"} {
+		_, err := Parse([]byte(`webhooks.w { url = "https://w.example.org/", format = `+word+` }`), "")
+		if err == nil || !strings.Contains(err.Error(), "webhooks.w.format: ") {
+			t.Errorf("format %s: %v, want an error at webhooks.w.format", word, err)
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"crypto/tls"
+	"time"
+)
 
 // Default returns auditrelay's defaults (SPEC §2.4), over which a file is
 // decoded.
@@ -17,7 +20,7 @@ func Default() Auditrelay {
 		DeadLetter: DeadLetter{Subject: "auditrelay.deadletter"},
 		Admin:      Admin{Listen: "127.0.0.1:9464"},
 		Ingest: Ingest{
-			Listen: "127.0.0.1:9465", Subject: "thehive.audit", Auth: Auth{Type: "none"},
+			Listen: "127.0.0.1:9465", Subject: "thehive.audit", Auth: Auth{Type: AuthNone},
 			MaxEntryBytes: 1 << 20, // auditrelay.nats.maxEntryBytes, unless set
 		},
 		Log:             Log{Level: "info", Format: "json"},
@@ -32,7 +35,7 @@ func DefaultWS() WS {
 		FollowRedirects:    true,
 		Timeout:            Timeout{Connection: 10 * time.Second, Idle: 30 * time.Second, Request: 30 * time.Second},
 		UseProxyProperties: true,
-		SSL:                SSL{Protocol: "TLSv1.2"},
+		SSL:                SSL{Protocol: tls.VersionTLS12},
 	}
 }
 
@@ -40,15 +43,15 @@ func DefaultWS() WS {
 func DefaultWebhook() Webhook {
 	return Webhook{
 		WS:       DefaultWS(),
-		Auth:     Auth{Type: "none"},
-		Format:   "audit",
+		Auth:     Auth{Type: AuthNone},
+		Format:   FormatAudit,
 		Template: Template{ContentType: "application/json"},
 		Splunk:   Splunk{Sourcetype: "thehive:audit", Source: "auditrelay"},
 		Batch:    Batch{MaxEntries: 1},
 		Delivery: Delivery{
-			Start:       Start{Mode: "new"},
+			Start:       Start{Mode: StartNew},
 			MaxInFlight: 64,
-			OrderBy:     "rootId",
+			OrderBy:     OrderByRootID,
 			Retry: Retry{
 				MaxAttempts:    15,
 				InitialBackoff: time.Second,

@@ -27,6 +27,13 @@ var (
 	ErrDuplicate = errors.New("duplicate")
 	// ErrFile is a file named by the config that cannot be read.
 	ErrFile = errors.New("cannot read file")
+	// ErrReservedHeader is a configured header auditrelay sets itself.
+	ErrReservedHeader = errors.New("reserved header, set by auditrelay")
+	// ErrInvalidHeader is a configured header name or value HTTP cannot
+	// carry.
+	ErrInvalidHeader = errors.New("invalid HTTP header")
+	// ErrAuth is an unusable auth block.
+	ErrAuth = errors.New("invalid auth")
 )
 
 // FieldError is one problem of a config file, at a key path such as

@@ -20,10 +20,10 @@ type Ingest struct {
 	Auth Auth
 	// TLS serves HTTPS with the KeyManager's certificate; with a
 	// TrustManager, clients must present a certificate it trusts.
-	TLS TLS
+	TLS TLS `hocon:"tls,omitempty"`
 	// MaxEntryBytes is the largest body stored; it defaults to
 	// auditrelay.nats.maxEntryBytes.
-	MaxEntryBytes int64
+	MaxEntryBytes int64 `hocon:"maxEntryBytes,size"`
 }
 
 // HTTPS reports whether the listener serves TLS.
@@ -45,7 +45,9 @@ func (d *decoder) ingest(n *node, in *Ingest) {
 	if t := n.child("tls"); t != nil {
 		d.storeSet(t, "trustManager", &in.TLS.TrustManager)
 		d.storeSet(t, "keyManager", &in.TLS.KeyManager)
-		if len(in.TLS.TrustManager.Stores) > 0 && len(in.TLS.KeyManager.Stores) == 0 {
+		_, trust := t.obj["trustManager"]
+		_, key := t.obj["keyManager"]
+		if trust && !key {
 			t.fail("keyManager", newKind(ErrRequired, "required with trustManager: client certificates need HTTPS"))
 		}
 		t.finish()

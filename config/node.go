@@ -361,17 +361,21 @@ func (n *node) objects(key string, each func(i int, item *node)) bool {
 
 // oneOf reads a string that must be one of words, matched in any case and
 // stored as written in words.
-func (n *node) oneOf(key string, dst *string, words ...string) bool {
+func oneOf[T ~string](n *node, key string, dst *T, words ...T) bool {
 	var s string
 	if !n.str(key, &s) {
 		return false
 	}
 	for _, w := range words {
-		if strings.EqualFold(s, w) {
+		if strings.EqualFold(s, string(w)) {
 			*dst = w
 			return true
 		}
 	}
-	n.fail(key, invalid("%s is not one of %s", quoteValue(s), strings.Join(words, ", ")))
+	list := make([]string, len(words))
+	for i, w := range words {
+		list[i] = string(w)
+	}
+	n.fail(key, invalid("%s is not one of %s", quoteValue(s), strings.Join(list, ", ")))
 	return false
 }

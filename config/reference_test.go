@@ -120,12 +120,12 @@ func referenceDiffs(cfg *Config) []string {
 	diff("auditrelay", reflect.ValueOf(got), reflect.ValueOf(want), &diffs)
 	for _, w := range cfg.Webhooks {
 		want := DefaultWebhook()
-		want.Name, want.KeyPath, want.URL = w.Name, w.KeyPath, w.URL
+		want.Name, want.KeyPath, want.URL, want.WS.KeyPath = w.Name, w.KeyPath, w.URL, w.WS.KeyPath
 		want.Auth, want.Headers, want.Signing, want.Filter = w.Auth, w.Headers, w.Signing, w.Filter
 		want.WS.Proxy = w.WS.Proxy
 		want.WS.SSL.TrustManager, want.WS.SSL.KeyManager = w.WS.SSL.TrustManager, w.WS.SSL.KeyManager
 		want.Template.File, want.Template.Text = w.Template.File, w.Template.Text
-		if w.Format == "splunk" || w.Format == "template" {
+		if w.Format == FormatSplunk || w.Format == FormatTemplate {
 			want.Format = w.Format
 		}
 		diff(w.KeyPath, reflect.ValueOf(w), reflect.ValueOf(want), &diffs)

@@ -161,7 +161,7 @@ func (d *decoder) extensions(n *node, w *Webhook) {
 	if c := n.child("filter"); c != nil {
 		d.filter(c, &w.Filter)
 	}
-	n.oneOf("format", &w.Format, "audit", "slack", "thin", "teams", "splunk", "template")
+	oneOf(n, "format", &w.Format, Formats...)
 	d.formatSettings(n, w)
 	if c := n.child("batch"); c != nil {
 		if c.integer("maxEntries", &w.Batch.MaxEntries) && (w.Batch.MaxEntries < 1 || w.Batch.MaxEntries > MaxBatchEntries) {
@@ -180,17 +180,23 @@ func (d *decoder) extensions(n *node, w *Webhook) {
 }
 
 func (d *decoder) auth(n *node, a *Auth) {
-	n.oneOf("type", &a.Type, "none", "basic", "bearer", "key")
+	_, hasType := n.obj["type"]
+	typeOK := oneOf(n, "type", &a.Type, AuthNone, AuthBasic, AuthBearer, AuthKey) || !hasType
 	hasUser, hasPassword := n.str("username", &a.Username), n.secret("password", &a.Password)
 	hasKey := n.secret("key", &a.Key)
-	want := map[string][]string{"basic": {"username", "password"}, "bearer": {"key"}, "key": {"key"}}[a.Type]
+	want := map[AuthType][]string{AuthBasic: {"username", "password"}, AuthBearer: {"key"}, AuthKey: {"key"}}[a.Type]
 	for key, has := range map[string]bool{"username": hasUser, "password": hasPassword, "key": hasKey} {
 		switch {
+		case !typeOK: // the type's own error says it all
 		case has && !slices.Contains(want, key):
 			n.fail(key, invalid("not used with type %s", a.Type))
 		case !has && slices.Contains(want, key):
 			n.fail(key, newKind(ErrRequired, "required with type %s", a.Type))
 		}
+	}
+	if !validHeaderValue(a.Username + string(a.Password) + string(a.Key)) {
+		// Never quoted: the value is a credential.
+		n.d.fail(n.path, newKind(ErrAuth, "%s: credentials hold a control character", ErrAuth))
 	}
 	n.finish()
 }
@@ -206,20 +212,12 @@ func (d *decoder) headers(n *node, w *Webhook) {
 		if !c.str(name, &v) {
 			continue
 		}
-		if !validHeaderName(name) {
-			c.fail(name, invalid("not a valid header name"))
-		}
-		if strings.ContainsAny(v, "\r\n") {
-			c.fail(name, invalid("a header value must not contain a line break"))
+		if err := checkHeader(name, v, w.Auth.Type); err != nil {
+			c.fail(name, err)
+			continue
 		}
 		w.Headers[http.CanonicalHeaderKey(name)] = v
 	}
-}
-
-func validHeaderName(s string) bool {
-	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
-		return r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r)
-	})
 }
 
 // signing reads `secret`: one string of space-separated secrets (as
@@ -263,8 +261,8 @@ func (d *decoder) filter(n *node, f *Filter) {
 	if n.strings("operations", &ops) {
 		f.Operations = nil
 		for i, op := range ops {
-			norm, ok := normaliseOperation(op)
-			if !ok {
+			norm := NormaliseOperation(op)
+			if norm == "" {
 				d.fail(n.at("operations")+"["+itoa(i)+"]", invalid("%s is not one of Creation, Update, Delete", quoteValue(op)))
 				continue
 			}
@@ -329,21 +327,6 @@ func (d *decoder) template(n *node, t *Template) {
 	}
 }
 
-// normaliseOperation maps an audit operation in any case, TheHive 3's
-// (Creation, Update, Delete) or TheHive 4's (create, update, delete), to
-// Creation, Update or Delete.
-func normaliseOperation(op string) (string, bool) {
-	switch strings.ToLower(op) {
-	case "creation", "create":
-		return "Creation", true
-	case "update":
-		return "Update", true
-	case "delete", "deletion":
-		return "Delete", true
-	}
-	return "", false
-}
-
 func (d *decoder) delivery(n *node, del *Delivery) {
 	var start string
 	if n.str("start", &start) {
@@ -352,7 +335,7 @@ func (d *decoder) delivery(n *node, del *Delivery) {
 	if n.integer("maxInFlight", &del.MaxInFlight) && (del.MaxInFlight < 1 || del.MaxInFlight > MaxInFlight) {
 		n.fail("maxInFlight", invalid("must be from 1 to %d, got %d", MaxInFlight, del.MaxInFlight))
 	}
-	n.oneOf("orderBy", &del.OrderBy, "rootId", "objectId", "none")
+	oneOf(n, "orderBy", &del.OrderBy, OrderByRootID, OrderByObjectID, OrderByNone)
 	if c := n.child("retry"); c != nil {
 		d.retry(c, &del.Retry)
 	}
@@ -360,16 +343,16 @@ func (d *decoder) delivery(n *node, del *Delivery) {
 }
 
 func parseStart(n *node, s string, def Start) Start {
-	switch strings.ToLower(s) {
-	case "new", "all":
-		return Start{Mode: strings.ToLower(s)}
+	switch m := StartMode(strings.ToLower(s)); m {
+	case StartNew, StartAll:
+		return Start{Mode: m}
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
 		n.fail("start", invalid("%s is not new, all or an RFC 3339 time", quoteValue(s)))
 		return def
 	}
-	return Start{Mode: "time", Time: t}
+	return Start{Mode: StartTime, Time: t}
 }
 
 func (d *decoder) retry(n *node, r *Retry) {
@@ -398,7 +381,11 @@ func (d *decoder) checkWebhook(w *Webhook, wsPath string) {
 		requireBoth(n, "host", p.Host != "", "port", p.Port != 0)
 	}
 	if p.Host != "" && p.Protocol == "" {
-		p.Protocol = "http"
+		p.Protocol = ProxyHTTP
+	}
+	w.WS.KeyPath = wsPath
+	if ssl := &w.WS.SSL; len(ssl.EnabledProtocols) > 0 && ssl.Protocol > slices.Max(ssl.EnabledProtocols) {
+		d.fail(wsPath+".ssl.enabledProtocols", invalid("no version allowed: ssl.protocol is %s", ssl.Protocol))
 	}
 	d.warnLoose(w, wsPath+".ssl.loose")
 }

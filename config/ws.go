@@ -1,7 +1,6 @@
 package config
 
 import (
-	"crypto/tls"
 	"slices"
 	"strings"
 
@@ -38,7 +37,7 @@ func (d *decoder) proxy(n *node, p *Proxy) {
 	if n.integer("port", &p.Port) && (p.Port < 1 || p.Port > 65535) {
 		n.fail("port", invalid("must be 1 to 65535, got %d", p.Port))
 	}
-	n.oneOf("protocol", &p.Protocol, "http", "https", "socks5")
+	oneOf(n, "protocol", &p.Protocol, ProxyHTTP, ProxyHTTPS, ProxySOCKS5)
 	n.str("user", &p.User)
 	n.secret("password", &p.Password)
 	n.strings("nonProxyHosts", &p.NonProxyHosts)
@@ -52,17 +51,18 @@ func (d *decoder) ssl(n *node, s *SSL) {
 	d.storeSet(n, "keyManager", &s.KeyManager)
 	var min string
 	if n.str("protocol", &min) {
-		if err := checkTLSVersion(min); err != nil {
+		if v, err := parseTLSVersion(min); err != nil {
 			d.versionProblem(n, n.at("protocol"), err)
 		} else {
-			s.Protocol = min
+			s.Protocol = v
 		}
 	}
-	if n.strings("enabledProtocols", &s.EnabledProtocols) {
-		s.EnabledProtocols = d.tlsVersions(n, s.EnabledProtocols)
+	var versions, suites []string
+	if n.strings("enabledProtocols", &versions) {
+		s.EnabledProtocols = d.tlsVersions(n, versions)
 	}
-	if n.strings("enabledCipherSuites", &s.EnabledCipherSuites) {
-		d.cipherSuites(n, s.EnabledCipherSuites)
+	if n.strings("enabledCipherSuites", &suites) {
+		s.EnabledCipherSuites = d.cipherSuites(n, suites)
 	}
 	if l := n.child("loose"); l != nil {
 		l.boolean("acceptAnyCertificate", &s.Loose.AcceptAnyCertificate)
@@ -102,10 +102,11 @@ func (d *decoder) versionProblem(n *node, path string, err error) {
 }
 
 // tlsVersions checks enabledProtocols and keeps the usable ones.
-func (d *decoder) tlsVersions(n *node, vs []string) []string {
-	var keep []string
-	for i, v := range vs {
-		if err := checkTLSVersion(v); err != nil {
+func (d *decoder) tlsVersions(n *node, vs []string) []TLSVersion {
+	var keep []TLSVersion
+	for i, s := range vs {
+		v, err := parseTLSVersion(s)
+		if err != nil {
 			d.versionProblem(n, n.at("enabledProtocols")+"["+itoa(i)+"]", err)
 			continue
 		}
@@ -114,27 +115,24 @@ func (d *decoder) tlsVersions(n *node, vs []string) []string {
 	return keep
 }
 
-func checkTLSVersion(v string) error {
-	switch v {
-	case "TLSv1.2", "TLSv1.3":
-		return nil
-	case "TLSv1", "TLSv1.1", "SSLv3":
-		return unsupported(v + " is insecure; use TLSv1.2 or TLSv1.3")
-	}
-	return invalid("%s is not one of TLSv1.2, TLSv1.3", quoteValue(v))
-}
-
-func (d *decoder) cipherSuites(n *node, names []string) {
+// cipherSuites reads enabledCipherSuites: Go's suites by IANA name, an
+// insecure one with a warning. TLS 1.3 suites are accepted and have no
+// effect: Go does not let them be chosen.
+func (d *decoder) cipherSuites(n *node, names []string) []CipherSuite {
+	var ids []CipherSuite
 	for i, name := range names {
 		path := n.at("enabledCipherSuites") + "[" + itoa(i) + "]"
+		id, insecure, ok := lookupCipherSuite(name)
 		switch {
-		case slices.ContainsFunc(tls.CipherSuites(), func(c *tls.CipherSuite) bool { return c.Name == name }):
-		case slices.ContainsFunc(tls.InsecureCipherSuites(), func(c *tls.CipherSuite) bool { return c.Name == name }):
-			d.warn(path, "insecure cipher suite "+name)
-		default:
+		case !ok:
 			d.fail(path, invalid("unknown cipher suite %s", quoteValue(name)))
+			continue
+		case insecure:
+			d.warn(path, "insecure cipher suite "+name)
 		}
+		ids = append(ids, id)
 	}
+	return ids
 }
 
 // storeSet reads `<key>.stores`; the list replaces a lower layer's.
@@ -144,7 +142,16 @@ func (d *decoder) storeSet(n *node, key string, set *StoreSet) {
 		return
 	}
 	var stores []Store
-	if c.objects("stores", func(_ int, s *node) { stores = append(stores, d.store(s)) }) {
+	if c.objects("stores", func(_ int, s *node) {
+		// A store with a problem of its own is reported here and left out,
+		// so that what reads the stores (check, start) meets it once.
+		if before := len(d.errs); true {
+			st := d.store(s)
+			if len(d.errs) == before {
+				stores = append(stores, st)
+			}
+		}
+	}) {
 		set.Stores = stores
 	}
 	c.unsupported("algorithm", "the key manager algorithm is Go's")

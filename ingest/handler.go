@@ -159,13 +159,13 @@ func (s *Server) authorized(r *http.Request) bool {
 	a := s.cfg.Auth
 	got := r.Header.Get("Authorization")
 	switch a.Type {
-	case "basic":
+	case config.AuthBasic:
 		user, pass, ok := r.BasicAuth()
 		return ok && same(user, a.Username)&same(pass, string(a.Password)) == 1
-	case "bearer":
+	case config.AuthBearer:
 		scheme, token, _ := strings.Cut(got, " ")
 		return strings.EqualFold(scheme, "Bearer") && same(token, string(a.Key)) == 1
-	case "key":
+	case config.AuthKey:
 		return same(got, string(a.Key)) == 1
 	}
 	return true
@@ -179,11 +179,11 @@ func same(a, b string) int {
 }
 
 // challenge is the WWW-Authenticate of a 401 for the auth type.
-func challenge(typ string) string {
+func challenge(typ config.AuthType) string {
 	switch typ {
-	case "basic":
+	case config.AuthBasic:
 		return `Basic realm="auditrelay ingest", charset="UTF-8"`
-	case "key":
+	case config.AuthKey:
 		return `Key realm="auditrelay ingest"` // TheHive 4's key: the whole Authorization value
 	}
 	return `Bearer realm="auditrelay ingest"`

@@ -196,7 +196,7 @@ func TestAuth(t *testing.T) {
 		{config.Auth{Type: "bearer", Key: "tok-1"}, "Bearer tok-1", []string{"", "Bearer tok-2", "tok-1", "Bearer tok-1x"}, "Bearer"},
 		{config.Auth{Type: "key", Key: "Splunk abc"}, "Splunk abc", []string{"", "Splunk abd", "Bearer Splunk abc"}, "Key"},
 	} {
-		t.Run(tc.auth.Type, func(t *testing.T) {
+		t.Run(string(tc.auth.Type), func(t *testing.T) {
 			cfg := ingestConfig()
 			cfg.Auth = tc.auth
 			s := e.start(t, cfg)
@@ -216,7 +216,7 @@ func TestAuth(t *testing.T) {
 			}
 			hdr := playWS()
 			hdr.Set("Authorization", tc.right)
-			body := strings.Replace(theHive5Body, `"requestId":"`, `"requestId":"`+tc.auth.Type, 1)
+			body := strings.Replace(theHive5Body, `"requestId":"`, `"requestId":"`+string(tc.auth.Type), 1)
 			if r := post(t, nil, http.MethodPost, s.URL(), []byte(body), hdr); r.code != http.StatusOK {
 				t.Errorf("right credentials: %d %s", r.code, r.raw)
 			}

@@ -109,11 +109,11 @@ func (d *describer) webhook(wh *config.Webhook) {
 	d.line(0, "webhook %s%s  [%s]", wh.Name, state, wh.KeyPath)
 	d.field("url", "%s", config.RedactURL(wh.URL))
 	d.field("format", "%s, batch %d, orderBy %s, maxInFlight %d, start %s",
-		wh.Format, wh.Batch.MaxEntries, wh.Delivery.OrderBy, wh.Delivery.MaxInFlight, startOf(wh.Delivery.Start))
+		wh.Format, wh.Batch.MaxEntries, wh.Delivery.OrderBy, wh.Delivery.MaxInFlight, wh.Delivery.Start)
 	switch wh.Format {
-	case "template":
+	case config.FormatTemplate:
 		d.field("template", "%s (%s)", wh.Template.File, wh.Template.ContentType)
-	case "splunk":
+	case config.FormatSplunk:
 		d.field("splunk", "%s", splunkOf(wh.Splunk))
 	}
 	d.field("filter", "%s", filterOf(&wh.Filter))
@@ -127,13 +127,6 @@ func (d *describer) webhook(wh *config.Webhook) {
 	for _, l := range looseFlags(wh.WS.SSL.Loose) {
 		d.field("warning", "ssl.loose.%s weakens TLS verification", l)
 	}
-}
-
-func startOf(s config.Start) string {
-	if s.Mode == "time" {
-		return s.Time.UTC().Format(time.RFC3339)
-	}
-	return s.Mode
 }
 
 // filterOf summarises a filter; empty lists mean all.
@@ -188,11 +181,10 @@ func orgsOf(f *config.Filter) string {
 // authOf names the auth kind and whether the request is signed; the
 // values stay ****.
 func authOf(wh *config.Webhook) string {
-	s := wh.Auth.Type
+	s := string(wh.Auth.Type)
 	switch wh.Auth.Type {
-	case "", "none":
-		s = "none"
-	case "basic":
+	case config.AuthNone:
+	case config.AuthBasic:
 		s = fmt.Sprintf("basic, user %s, password ****", wh.Auth.Username)
 	default:
 		s += " ****"

@@ -55,7 +55,7 @@ func (d *describer) recipes(in *config.Ingest, url string) {
 	auth := theHive4Auth(&in.Auth)
 	d.line(1, "TheHive 3, in its application.conf:")
 	d.line(2, `webhooks { auditrelay { url = %q } }`, url)
-	if in.Auth.Type != "none" {
+	if in.Auth.Type != config.AuthNone {
 		d.line(2, "# TheHive 3 sends no auth header: authenticate it with a client certificate (tls.trustManager)")
 	}
 	if in.HTTPS() {
@@ -73,9 +73,9 @@ func (d *describer) recipes(in *config.Ingest, url string) {
 
 func theHive4Auth(a *config.Auth) string {
 	switch a.Type {
-	case "basic":
+	case config.AuthBasic:
 		return fmt.Sprintf(`{ type = basic, username = %q, password = "****" }`, a.Username)
-	case "bearer", "key":
+	case config.AuthBearer, config.AuthKey:
 		return fmt.Sprintf(`{ type = %s, key = "****" }`, a.Type)
 	}
 	return "{ type = none }"
@@ -83,11 +83,11 @@ func theHive4Auth(a *config.Auth) string {
 
 func theHive5Auth(a *config.Auth) string {
 	switch a.Type {
-	case "basic":
+	case config.AuthBasic:
 		return fmt.Sprintf("Basic, username %s, password ****", a.Username)
-	case "bearer":
+	case config.AuthBearer:
 		return "Bearer, token ****"
-	case "key":
+	case config.AuthKey:
 		return "Key, the whole Authorization value ****"
 	}
 	return "none"

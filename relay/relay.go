@@ -185,6 +185,25 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
+// CheckStores reads every store of cfg (the webhooks', the NATS client's,
+// the ingest's) and returns every problem: `check` of a file whose other
+// keys have problems.
+func CheckStores(cfg *config.Config, log *slog.Logger) error {
+	var errs []error
+	for _, wh := range cfg.Webhooks {
+		errs = append(errs, sink.CheckStores(&wh, time.Now()))
+	}
+	if _, err := NATSTLS(cfg.Auditrelay.NATS.TLS, log); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Auditrelay.Ingest.Enabled {
+		if _, err := ingest.TLSConfig(cfg.Auditrelay.Ingest, time.Now()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (r *Relay) build(cfg *config.Config, wh config.Webhook) (*sink.Webhook, error) {
 	return sink.New(wh, sink.Options{
 		Stream: cfg.Auditrelay.NATS.Stream.Name, Version: r.opts.Version,
@@ -199,7 +218,7 @@ func NATSTLS(t config.TLS, log *slog.Logger) (*tls.Config, error) {
 	if len(t.TrustManager.Stores) == 0 && len(t.KeyManager.Stores) == 0 {
 		return nil, nil
 	}
-	c, err := sink.TLSConfig(config.SSL{TrustManager: t.TrustManager, KeyManager: t.KeyManager, Protocol: "TLSv1.2"}, log)
+	c, err := sink.TLSConfig(config.SSL{TrustManager: t.TrustManager, KeyManager: t.KeyManager, Protocol: tls.VersionTLS12}, log)
 	if err != nil {
 		return nil, fmt.Errorf("auditrelay.nats.tls: %w", err)
 	}
@@ -350,7 +369,7 @@ func (r *Relay) bind(ctx context.Context, src *audit.Source, w *sink.Webhook) *a
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		feed, err := src.Feed(actx, cfg.Name, audit.FeedOptions{MaxAckPending: sink.MaxAckPending(&cfg), Start: cfg.Delivery.Start,
-			Ordered: cfg.Delivery.OrderBy != "none"})
+			Ordered: cfg.Delivery.OrderBy.Ordered()})
 		cancel()
 		if err == nil {
 			r.log.Info("webhook consumer bound", "webhook", cfg.Name, "consumer", feed.Name())

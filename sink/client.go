@@ -10,13 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/auditrelay/auditrelay/config"
 )
-
-var tlsVersions = map[string]uint16{"TLSv1.2": tls.VersionTLS12, "TLSv1.3": tls.VersionTLS13}
 
 // TLSConfig builds the client TLS settings of ws.ssl (webhooks, and the NATS
 // connection through a config.SSL made of auditrelay.nats.tls).
@@ -30,18 +28,17 @@ var tlsVersions = map[string]uint16{"TLSv1.2": tls.VersionTLS12, "TLSv1.3": tls.
 //     dialled through NewClient (see withoutSNI) yet verifies chain and name;
 //   - debug logs each handshake (version, cipher suite, peer chain) at info.
 //
-// Each loose flag logs a warning. Errors are *StoreError or *config.FieldError.
+// Each loose flag logs a warning. Its errors are *StoreError: reading the
+// stores is all that can fail.
 func TLSConfig(ssl config.SSL, logger *slog.Logger) (*tls.Config, error) {
 	logger = orDiscard(logger)
 	cfg := &tls.Config{}
 	if err := setTrust(cfg, ssl); err != nil {
 		return nil, err
 	}
-	if err := setVersions(cfg, ssl); err != nil {
-		return nil, err
-	}
-	if err := setCipherSuites(cfg, ssl.EnabledCipherSuites); err != nil {
-		return nil, err
+	setVersions(cfg, ssl)
+	for _, id := range ssl.EnabledCipherSuites {
+		cfg.CipherSuites = append(cfg.CipherSuites, uint16(id))
 	}
 	v := &verifier{roots: cfg.RootCAs, loose: ssl.Loose, debug: ssl.Debug, logger: logger}
 	v.install(cfg)
@@ -67,54 +64,15 @@ func setTrust(cfg *tls.Config, ssl config.SSL) error {
 	return nil
 }
 
-func setVersions(cfg *tls.Config, ssl config.SSL) error {
-	cfg.MinVersion = tls.VersionTLS12
-	if ssl.Protocol != "" {
-		v, ok := tlsVersions[ssl.Protocol]
-		if !ok {
-			return &config.FieldError{Path: "ssl.protocol", Err: fmt.Errorf("unknown TLS version %q (want TLSv1.2 or TLSv1.3)", ssl.Protocol)}
-		}
-		cfg.MinVersion = v
+// setVersions applies protocol (the minimum, never below TLS 1.2) and
+// enabledProtocols (the range allowed); config has checked that they
+// leave a version.
+func setVersions(cfg *tls.Config, ssl config.SSL) {
+	cfg.MinVersion = max(uint16(ssl.Protocol), tls.VersionTLS12)
+	if len(ssl.EnabledProtocols) > 0 {
+		cfg.MinVersion = max(cfg.MinVersion, uint16(slices.Min(ssl.EnabledProtocols)))
+		cfg.MaxVersion = uint16(slices.Max(ssl.EnabledProtocols))
 	}
-	var lo, hi uint16
-	for i, name := range ssl.EnabledProtocols {
-		v, ok := tlsVersions[name]
-		if !ok {
-			return &config.FieldError{Path: fmt.Sprintf("ssl.enabledProtocols[%d]", i), Err: fmt.Errorf("unknown TLS version %q (want TLSv1.2 or TLSv1.3)", name)}
-		}
-		lo, hi = minNonZero(lo, v), max(hi, v)
-	}
-	if hi != 0 {
-		cfg.MinVersion, cfg.MaxVersion = max(cfg.MinVersion, lo), hi
-	}
-	if cfg.MaxVersion != 0 && cfg.MinVersion > cfg.MaxVersion {
-		return &config.FieldError{Path: "ssl.enabledProtocols", Err: fmt.Errorf("no version allowed by ssl.protocol %q", ssl.Protocol)}
-	}
-	return nil
-}
-
-func minNonZero(a, b uint16) uint16 {
-	if a == 0 {
-		return b
-	}
-	return min(a, b)
-}
-
-// setCipherSuites accepts Go's secure and insecure suites by IANA name. TLS
-// 1.3 suites are accepted but have no effect: Go does not let them be chosen.
-func setCipherSuites(cfg *tls.Config, names []string) error {
-	known := map[string]uint16{}
-	for _, s := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
-		known[s.Name] = s.ID
-	}
-	for i, name := range names {
-		id, ok := known[strings.TrimSpace(name)]
-		if !ok {
-			return &config.FieldError{Path: fmt.Sprintf("ssl.enabledCipherSuites[%d]", i), Err: fmt.Errorf("unknown cipher suite %q", name)}
-		}
-		cfg.CipherSuites = append(cfg.CipherSuites, id)
-	}
-	return nil
 }
 
 func warnLoose(l config.Loose, logger *slog.Logger) {
@@ -223,9 +181,6 @@ func NewClient(wh *config.Webhook, logger *slog.Logger) (*http.Client, error) {
 	if err != nil {
 		return nil, webhookErr(wh, err)
 	}
-	if err := checkProxy(wh.WS.Proxy); err != nil {
-		return nil, webhookErr(wh, &config.FieldError{Path: "proxy", Err: err})
-	}
 	client := &http.Client{Transport: newTransport(wh, tlsCfg, logger), CheckRedirect: checkRedirect(wh.WS.FollowRedirects)}
 	return client, nil
 }
@@ -329,16 +284,8 @@ func CheckStores(wh *config.Webhook, now time.Time) error {
 	return errors.Join(errs...)
 }
 
-// webhookErr wraps err once with the webhook's name, making a FieldError's
-// path absolute (`wsConfig` for TheHive 4 endpoints).
+// webhookErr wraps err once with the webhook's name; a store's error
+// already names its key path and file.
 func webhookErr(wh *config.Webhook, err error) error {
-	var fe *config.FieldError
-	if errors.As(err, &fe) && wh.KeyPath != "" {
-		block := ".ws."
-		if strings.HasPrefix(wh.KeyPath, "notification.") {
-			block = ".wsConfig."
-		}
-		fe.Path = wh.KeyPath + block + fe.Path
-	}
 	return fmt.Errorf("webhook %q: %w", wh.Name, err)
 }

@@ -198,18 +198,6 @@ func TestNewClientErrorsNameWebhookAndKey(t *testing.T) {
 		{"expired client certificate", func(wh *config.Webhook) {
 			wh.WS.SSL.KeyManager.Stores = []config.Store{keyStore(t, "PKCS12", "expired-client.p12")}
 		}, `webhook "siem": webhooks.siem.ws.ssl.keyManager.stores[0] (` + testdata(t, "expired-client.p12") + `): client certificate expired on 2025-01-01`},
-		{"unknown cipher suite", func(wh *config.Webhook) {
-			wh.WS.SSL.EnabledCipherSuites = []string{"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_NOPE"}
-		}, `webhook "siem": webhooks.siem.ws.ssl.enabledCipherSuites[1]: unknown cipher suite "TLS_NOPE"`},
-		{"unknown protocol", func(wh *config.Webhook) { wh.WS.SSL.Protocol = "SSLv3" },
-			`webhook "siem": webhooks.siem.ws.ssl.protocol: unknown TLS version "SSLv3" (want TLSv1.2 or TLSv1.3)`},
-		{"unknown enabled protocol", func(wh *config.Webhook) { wh.WS.SSL.EnabledProtocols = []string{"TLSv1.3", "TLSv1.1"} },
-			`webhook "siem": webhooks.siem.ws.ssl.enabledProtocols[1]: unknown TLS version "TLSv1.1" (want TLSv1.2 or TLSv1.3)`},
-		{"protocol above every enabled one", func(wh *config.Webhook) {
-			wh.WS.SSL.Protocol, wh.WS.SSL.EnabledProtocols = "TLSv1.3", []string{"TLSv1.2"}
-		}, `webhook "siem": webhooks.siem.ws.ssl.enabledProtocols: no version allowed by ssl.protocol "TLSv1.3"`},
-		{"proxy protocol", func(wh *config.Webhook) { wh.WS.Proxy = config.Proxy{Host: "p", Port: 1, Protocol: "ftp"} },
-			`webhook "siem": webhooks.siem.ws.proxy: proxy.protocol: "ftp" is not http, https or socks5`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -229,15 +217,15 @@ func TestTLSVersions(t *testing.T) {
 	tests := []struct {
 		name     string
 		url      string
-		protocol string
-		enabled  []string
+		protocol config.TLSVersion
+		enabled  []config.TLSVersion
 		want     uint16 // 0: handshake must fail
 	}{
-		{"default negotiates TLS 1.3", srv.URL, "", nil, tls.VersionTLS13},
-		{"default accepts TLS 1.2", srv12.URL, "", nil, tls.VersionTLS12},
-		{"protocol TLSv1.3 refuses a 1.2 server", srv12.URL, "TLSv1.3", nil, 0},
-		{"enabledProtocols TLSv1.2 only", srv.URL, "", []string{"TLSv1.2"}, tls.VersionTLS12},
-		{"enabledProtocols TLSv1.3 only", srv12.URL, "", []string{"TLSv1.3"}, 0},
+		{"default negotiates TLS 1.3", srv.URL, 0, nil, tls.VersionTLS13},
+		{"default accepts TLS 1.2", srv12.URL, 0, nil, tls.VersionTLS12},
+		{"protocol TLSv1.3 refuses a 1.2 server", srv12.URL, tls.VersionTLS13, nil, 0},
+		{"enabledProtocols TLSv1.2 only", srv.URL, 0, []config.TLSVersion{tls.VersionTLS12}, tls.VersionTLS12},
+		{"enabledProtocols TLSv1.3 only", srv12.URL, 0, []config.TLSVersion{tls.VersionTLS13}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -267,8 +255,8 @@ func TestEnabledCipherSuites(t *testing.T) {
 		t.Run(tls.CipherSuiteName(suite), func(t *testing.T) {
 			wh := testWebhook(srv.URL)
 			wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
-			wh.WS.SSL.EnabledProtocols = []string{"TLSv1.2"}
-			wh.WS.SSL.EnabledCipherSuites = []string{tls.CipherSuiteName(suite)}
+			wh.WS.SSL.EnabledProtocols = []config.TLSVersion{tls.VersionTLS12}
+			wh.WS.SSL.EnabledCipherSuites = []config.CipherSuite{config.CipherSuite(suite)}
 			_, resp, err := get(t, wh)
 			if err != nil {
 				t.Fatal(err)

@@ -57,7 +57,7 @@ func NewFilter(f config.Filter) *Filter {
 		flt.orgIncluded.all = true
 	}
 	for _, op := range f.Operations {
-		flt.ops |= opBit(audit.NormaliseOperation(op))
+		flt.ops |= opBit(config.NormaliseOperation(op))
 	}
 	for _, t := range f.ObjectTypes {
 		flt.addType(t)

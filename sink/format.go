@@ -5,22 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"unicode/utf8"
 
 	"github.com/auditrelay/auditrelay/audit"
 	"github.com/auditrelay/auditrelay/config"
-)
-
-// Request body formats (SPEC §2.3, §4).
-const (
-	bodyAudit    = "audit"
-	bodySlack    = "slack"
-	bodyThin     = "thin"
-	bodyTeams    = "teams"
-	bodySplunk   = "splunk"
-	bodyTemplate = "template"
 )
 
 // ErrNoEntries is returned by Encoder.Body for an empty batch: there is no
@@ -35,7 +24,7 @@ var ErrNoEntries = errors.New("no entries to encode")
 // array (of one element when only one entry was waiting), so a receiver
 // parses every request of a webhook the same way.
 type Encoder struct {
-	format string
+	format config.Format
 	batch  bool
 	gzip   bool
 	// thinPrefix is `{"webhook":"<name>","eventId":`, escaped once.
@@ -45,23 +34,15 @@ type Encoder struct {
 	tmpl       *tmplBody
 }
 
-// NewEncoder reads wh's format, batch size, compression and name. An empty
-// format is audit, the default.
+// NewEncoder reads wh's format, batch size, compression and name. Its one
+// error is a template that config parsed and that fails to build here.
 func NewEncoder(wh *config.Webhook) (*Encoder, error) {
-	format := strings.ToLower(wh.Format)
-	switch format {
-	case "":
-		format = bodyAudit
-	case bodyAudit, bodySlack, bodyThin, bodyTeams, bodySplunk, bodyTemplate:
-	default:
-		return nil, fmt.Errorf("format %q: not one of %s", wh.Format,
-			strings.Join([]string{bodyAudit, bodySlack, bodyThin, bodyTeams, bodySplunk, bodyTemplate}, ", "))
-	}
+	format := wh.Format
 	e := &Encoder{format: format, batch: wh.Batch.MaxEntries > 1, gzip: wh.WS.CompressionEnabled}
 	e.thinPrefix = append([]byte(`{"webhook":`), appendJSONString(nil, wh.Name, false)...)
 	e.thinPrefix = append(e.thinPrefix, `,"eventId":`...)
 	e.splunkMeta = splunkMeta(wh.Splunk)
-	if format == bodyTemplate {
+	if format == config.FormatTemplate {
 		t, err := newTmplBody(wh)
 		if err != nil {
 			return nil, err
@@ -106,7 +87,7 @@ func (e *Encoder) Body(dst []byte, msgs []*audit.Message) ([]byte, error) {
 	if e.gzip {
 		return appendGzip(dst, e, msgs)
 	}
-	if dst == nil && e.format == bodyAudit && !e.batch {
+	if dst == nil && e.format == config.FormatAudit && !e.batch {
 		// The entry as published is the body: no copy. Raw is never
 		// written to, and a caller passing no buffer asks for no copy.
 		return msgs[0].Entry.Raw, nil
@@ -121,7 +102,7 @@ func (e *Encoder) check(msgs []*audit.Message) error {
 	if len(msgs) > 1 && !e.batch {
 		return fmt.Errorf("encode %d entries: batch.maxEntries is 1", len(msgs))
 	}
-	if e.format != bodyAudit {
+	if e.format != config.FormatAudit {
 		return nil
 	}
 	for _, m := range msgs {
@@ -136,15 +117,15 @@ func (e *Encoder) check(msgs []*audit.Message) error {
 // fail, on an entry: see RenderError.
 func (e *Encoder) appendPlain(dst []byte, msgs []*audit.Message) ([]byte, error) {
 	switch e.format {
-	case bodySlack:
+	case config.FormatSlack:
 		return appendSlack(dst, msgs), nil
-	case bodyThin:
+	case config.FormatThin:
 		return e.appendList(dst, msgs, e.appendThin), nil
-	case bodyTeams:
+	case config.FormatTeams:
 		return appendTeams(dst, msgs), nil
-	case bodySplunk:
+	case config.FormatSplunk:
 		return e.appendSplunk(dst, msgs), nil
-	case bodyTemplate:
+	case config.FormatTemplate:
 		return e.tmpl.render(dst, msgs, e.batch)
 	}
 	return e.appendList(dst, msgs, appendRaw), nil

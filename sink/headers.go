@@ -2,61 +2,25 @@ package sink
 
 import (
 	"encoding/base64"
-	"errors"
-	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/auditrelay/auditrelay/config"
 )
 
-// ErrReservedHeader is wrapped by the error for a configured header that
-// auditrelay sets itself.
-var ErrReservedHeader = errors.New("reserved header, set by auditrelay")
-
-// ErrInvalidHeader is wrapped by the error for a configured header name or
-// value that HTTP cannot carry.
-var ErrInvalidHeader = errors.New("invalid HTTP header")
-
-// ErrAuth is wrapped by the errors for an unusable auth block.
-var ErrAuth = errors.New("invalid auth")
-
-// reservedHeaders describe the body, its framing or its signature: a
-// configured value would make the request lie about what it carries, so
-// `headers` may not set them.
-var reservedHeaders = map[string]bool{
-	"Content-Type":      true,
-	"Content-Encoding":  true,
-	"Content-Length":    true,
-	"Transfer-Encoding": true,
-	"Host":              true,
-	"Webhook-Id":        true,
-	"Webhook-Timestamp": true,
-	"Webhook-Signature": true,
-}
-
-// isReservedHeader also reserves every Auditrelay-* name (Auditrelay-Attempt
-// and those to come).
-func isReservedHeader(canonical string) bool {
-	return reservedHeaders[canonical] || strings.HasPrefix(canonical, "Auditrelay-")
-}
-
 // StaticHeaders returns the headers every request of wh carries, computed
 // once per webhook; the engine adds webhook-id, webhook-timestamp,
 // webhook-signature and Auditrelay-Attempt per attempt.
 //
-// Precedence: the configured `headers` are applied over User-Agent (so they
-// may replace it) but never over a reserved header (Content-Type,
-// Content-Encoding, Content-Length, Transfer-Encoding, Host, webhook-*,
-// Auditrelay-*), and never over an Authorization that `auth` sets; with
-// auth none, `headers` may carry an Authorization of its own.
-// ValidateHeaders reports each ignored header as a configuration error.
+// The configured `headers` may replace User-Agent and, with auth none, set
+// an Authorization of their own. config refuses one that names a header
+// auditrelay sets (config.IsReservedHeader) or an Authorization beside
+// auth; one set here by hand is still never sent.
 func StaticHeaders(wh *config.Webhook, version string) http.Header {
 	h := make(http.Header, 5+len(wh.Headers))
 	for name, value := range wh.Headers {
-		if !isReservedHeader(http.CanonicalHeaderKey(name)) {
+		if !config.IsReservedHeader(http.CanonicalHeaderKey(name)) {
 			h.Set(name, value)
 		}
 	}
@@ -81,103 +45,18 @@ func userAgent(wh *config.Webhook, version string) string {
 }
 
 // authorization is the Authorization value TheHive 4 sends for auth, or ""
-// for none (and for a type ValidateHeaders rejects).
+// for none.
 func authorization(a config.Auth) string {
-	switch strings.ToLower(a.Type) {
-	case "basic":
+	switch a.Type {
+	case config.AuthBasic:
 		creds := a.Username + ":" + string(a.Password)
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(creds))
-	case "bearer":
+	case config.AuthBearer:
 		return "Bearer " + string(a.Key)
-	case "key":
+	case config.AuthKey:
 		return string(a.Key)
 	}
 	return ""
-}
-
-// ValidateHeaders reports every problem of wh's auth and headers, each
-// prefixed with its key path, joined: what StaticHeaders would ignore, and
-// what net/http would refuse at the first attempt. No value is ever quoted,
-// since an Authorization header is a credential.
-func ValidateHeaders(wh *config.Webhook) error {
-	errs := []error{validateAuth(wh)}
-	names := make([]string, 0, len(wh.Headers))
-	for name := range wh.Headers {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if err := validateHeader(wh, name, wh.Headers[name]); err != nil {
-			errs = append(errs, fmt.Errorf("%s.headers.%s: %w", wh.KeyPath, strconv.Quote(name), err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func validateHeader(wh *config.Webhook, name, value string) error {
-	canonical := http.CanonicalHeaderKey(name)
-	switch {
-	case !validHeaderName(name):
-		return fmt.Errorf("%w: name is not an HTTP token", ErrInvalidHeader)
-	case !validHeaderValue(value):
-		return fmt.Errorf("%w: value holds a control character", ErrInvalidHeader)
-	case isReservedHeader(canonical):
-		return ErrReservedHeader
-	case canonical == "Authorization" && authorization(wh.Auth) != "":
-		return fmt.Errorf("%w: at most one of auth & headers.Authorization", ErrAuth)
-	}
-	return nil
-}
-
-func validateAuth(wh *config.Webhook) error {
-	a := wh.Auth
-	var err error
-	switch strings.ToLower(a.Type) {
-	case "", "none":
-		return nil
-	case "basic":
-		if a.Username == "" {
-			err = fmt.Errorf("%w: username is required for type basic", ErrAuth)
-		}
-	case "bearer", "key":
-		if a.Key == "" {
-			err = fmt.Errorf("%w: key is required for type %s", ErrAuth, strings.ToLower(a.Type))
-		}
-	default:
-		err = fmt.Errorf("%w: type %q is not none, basic, bearer or key", ErrAuth, a.Type)
-	}
-	if err == nil && !validHeaderValue(authorization(a)) {
-		err = fmt.Errorf("%w: credentials hold a control character", ErrAuth)
-	}
-	if err != nil {
-		return fmt.Errorf("%s.auth: %w", wh.KeyPath, err)
-	}
-	return nil
-}
-
-// validHeaderName is RFC 9110's token.
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue accepts what net/http sends: no control character but
-// horizontal tab.
-func validHeaderValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // WebhookID returns the webhook-id of the request carrying the entries

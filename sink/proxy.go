@@ -3,19 +3,14 @@ package sink
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"golang.org/x/net/http/httpproxy"
 
 	"github.com/auditrelay/auditrelay/config"
 )
-
-// defaultProxyPorts apply when proxy.port is not set.
-var defaultProxyPorts = map[string]int{"http": 80, "https": 443, "socks5": 1080}
 
 // ProxyError is a proxy that answered CONNECT with something other than 200
 // (407 for missing or wrong credentials, 403 for a refused target, …).
@@ -38,7 +33,7 @@ func ProxyFor(wh *config.Webhook) func(*http.Request) (*url.URL, error) {
 	p := wh.WS.Proxy
 	switch {
 	case p.Host != "":
-		proxyURL := blockURL(p)
+		proxyURL := p.URL()
 		return func(r *http.Request) (*url.URL, error) {
 			if bypass(p.NonProxyHosts, r.URL.Hostname()) {
 				return nil, nil
@@ -50,41 +45,6 @@ func ProxyFor(wh *config.Webhook) func(*http.Request) (*url.URL, error) {
 		return func(r *http.Request) (*url.URL, error) { return fromEnv(r.URL) }
 	}
 	return func(*http.Request) (*url.URL, error) { return nil, nil }
-}
-
-// blockURL is the proxy block as a URL; net/http sends its user and password
-// as Proxy-Authorization Basic (http, https) or SOCKS5 user/password.
-func blockURL(p config.Proxy) *url.URL {
-	scheme := strings.ToLower(p.Protocol)
-	if scheme == "" {
-		scheme = "http"
-	}
-	port := p.Port
-	if port == 0 {
-		port = defaultProxyPorts[scheme]
-	}
-	u := &url.URL{Scheme: scheme, Host: net.JoinHostPort(p.Host, strconv.Itoa(port))}
-	switch {
-	case p.User != "" && p.Password != "":
-		u.User = url.UserPassword(p.User, string(p.Password))
-	case p.User != "":
-		u.User = url.User(p.User)
-	}
-	return u
-}
-
-// checkProxy reports a proxy block that cannot be used.
-func checkProxy(p config.Proxy) error {
-	if p.Host == "" {
-		return nil
-	}
-	if _, ok := defaultProxyPorts[strings.ToLower(p.Protocol)]; !ok && p.Protocol != "" {
-		return fmt.Errorf("proxy.protocol: %q is not http, https or socks5", p.Protocol)
-	}
-	if p.Port < 0 || p.Port > 65535 {
-		return fmt.Errorf("proxy.port: %d is not a port", p.Port)
-	}
-	return nil
 }
 
 // bypass tells whether host matches nonProxyHosts, as Java's

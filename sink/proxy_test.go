@@ -20,7 +20,7 @@ func proxyBlock(t *testing.T, addr, protocol, user, password string) config.Prox
 		t.Fatal(err)
 	}
 	p, _ := strconv.Atoi(port)
-	return config.Proxy{Host: host, Port: p, Protocol: protocol, User: user, Password: config.Secret(password)}
+	return config.Proxy{Host: host, Port: p, Protocol: config.ProxyProtocol(protocol), User: user, Password: config.Secret(password)}
 }
 
 func hostOf(rawURL string) string {
@@ -198,7 +198,7 @@ func TestProxyChoice(t *testing.T) {
 	t.Setenv("HTTPS_PROXY", "http://env-proxy.corp:3128")
 	t.Setenv("HTTP_PROXY", "")
 	t.Setenv("NO_PROXY", "intranet")
-	block := config.Proxy{Host: "proxy.corp", Port: 8080, User: "u", Password: "hunter2", NonProxyHosts: []string{"*.example.org"}}
+	block := config.Proxy{Host: "proxy.corp", Port: 8080, Protocol: config.ProxyHTTP, User: "u", Password: "hunter2", NonProxyHosts: []string{"*.example.org"}}
 	tests := []struct {
 		name     string
 		proxy    config.Proxy
@@ -211,8 +211,8 @@ func TestProxyChoice(t *testing.T) {
 		{"environment", config.Proxy{}, true, "https://siem.test/", "http://env-proxy.corp:3128"},
 		{"environment NO_PROXY", config.Proxy{}, true, "https://intranet/", "direct"},
 		{"useProxyProperties false", config.Proxy{}, false, "https://siem.test/", "direct"},
-		{"socks5 default port", config.Proxy{Host: "10.0.0.1", Protocol: "socks5"}, false, "https://siem.test/", "socks5://10.0.0.1:1080"},
-		{"https proxy", config.Proxy{Host: "p", Port: 3129, Protocol: "HTTPS"}, false, "https://siem.test/", "https://p:3129"},
+		{"socks5 proxy", config.Proxy{Host: "10.0.0.1", Port: 1080, Protocol: config.ProxySOCKS5}, false, "https://siem.test/", "socks5://10.0.0.1:1080"},
+		{"https proxy", config.Proxy{Host: "p", Port: 3129, Protocol: config.ProxyHTTPS}, false, "https://siem.test/", "https://p:3129"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -94,9 +94,6 @@ func New(wh config.Webhook, o Options) (*Webhook, error) {
 		// Not err: url.Parse quotes the whole URL, credential and all.
 		return nil, fmt.Errorf("webhook %q: url %s does not parse", wh.Name, config.RedactURL(wh.URL))
 	}
-	if err := ValidateHeaders(&wh); err != nil {
-		return nil, fmt.Errorf("webhook %q: %w", wh.Name, err)
-	}
 	client, err := NewClient(&wh, log)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,6 @@ import (
 
 	"github.com/auditrelay/auditrelay/config"
 	"github.com/auditrelay/auditrelay/relay"
-	"github.com/auditrelay/auditrelay/sink"
 )
 
 // configFlag adds -config, defaulting to $AUDITRELAY_CONFIG, else
@@ -115,10 +114,10 @@ func cmdCheck(_ context.Context, args []string, e *env) error {
 }
 
 // checkAll returns every problem of the file in one error: the config's
-// own, and those found by building each webhook it could decode (store
-// contents, passwords, client certificate expiry). A webhook that has a
-// config problem is not built, but its stores whose keys parsed are still
-// read, so nothing is hidden and nothing is reported twice.
+// own, and those found reading the stores it kept (contents, passwords,
+// client certificate expiry). A store with a config problem of its own
+// (a missing file) is not in the config, so nothing is reported twice. A
+// file without config problems is built whole, as run would.
 func checkAll(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	var list config.ErrorList
@@ -129,40 +128,7 @@ func checkAll(path string) (*config.Config, error) {
 	if err == nil {
 		return cfg, relay.Check(cfg, silent)
 	}
-	clean := *cfg
-	clean.Webhooks = nil
-	var storeErrs []error
-	for _, wh := range cfg.Webhooks {
-		if !hasProblemUnder(list, wh.KeyPath) {
-			clean.Webhooks = append(clean.Webhooks, wh)
-			continue
-		}
-		ssl := &wh.WS.SSL
-		ssl.TrustManager.Stores = storesWithoutProblem(list, ssl.TrustManager.Stores)
-		ssl.KeyManager.Stores = storesWithoutProblem(list, ssl.KeyManager.Stores)
-		storeErrs = append(storeErrs, sink.CheckStores(&wh, time.Now()))
-	}
-	if hasProblemUnder(list, "auditrelay.nats.tls") {
-		clean.Auditrelay.NATS.TLS = config.TLS{}
-	}
-	in := &clean.Auditrelay.Ingest.TLS
-	if hasProblemUnder(list, "auditrelay.ingest.tls.keyManager") {
-		in.KeyManager = config.StoreSet{}
-	}
-	if hasProblemUnder(list, "auditrelay.ingest.tls.trustManager") {
-		in.TrustManager = config.StoreSet{}
-	}
-	return nil, errors.Join(err, errors.Join(storeErrs...), relay.Check(&clean, silent))
-}
-
-func storesWithoutProblem(list config.ErrorList, stores []config.Store) []config.Store {
-	var out []config.Store
-	for _, s := range stores {
-		if !hasProblemUnder(list, s.KeyPath) {
-			out = append(out, s)
-		}
-	}
-	return out
+	return nil, errors.Join(err, relay.CheckStores(cfg, silent))
 }
 
 func hasProblemUnder(list config.ErrorList, prefix string) bool {
