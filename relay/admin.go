@@ -111,6 +111,9 @@ func (r *Relay) NotReady() []string {
 	if src == nil || !src.Connected() {
 		why = append(why, "NATS not connected")
 	}
+	if e := r.streamErr.Load(); e != nil {
+		why = append(why, "streams: "+*e)
+	}
 	if !r.metrics.intakeBound.Load() {
 		why = append(why, "intake consumer not bound")
 	} else if err := r.intake.Load().Fault(); err != nil {
