@@ -225,7 +225,11 @@ func NewClient(wh *config.Webhook, logger *slog.Logger) (*http.Client, error) {
 	if err := checkProxy(wh.WS.Proxy); err != nil {
 		return nil, webhookErr(wh, &config.FieldError{Path: "proxy", Err: err})
 	}
-	client := &http.Client{Transport: newTransport(wh, tlsCfg, logger)}
+	tr := newTransport(wh, tlsCfg, logger)
+	client := &http.Client{Transport: tr}
+	if answersChallenges(wh) {
+		client.Transport = challengeAnswerer{Transport: tr, choose: ProxyFor(wh)}
+	}
 	if !wh.WS.FollowRedirects {
 		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
@@ -250,6 +254,11 @@ func newTransport(wh *config.Webhook, tlsCfg *tls.Config, logger *slog.Logger) *
 	if wh.WS.SSL.Loose.DisableSNI {
 		v := &verifier{roots: tlsCfg.RootCAs, loose: wh.WS.SSL.Loose, debug: wh.WS.SSL.Debug, logger: orDiscard(logger)}
 		tr.DialTLSContext = dialTLSWithoutSNI(dialer, tlsCfg, v)
+	}
+	if answersChallenges(wh) {
+		tn := &tunneller{choose: ProxyFor(wh), tr: tr, dialer: dialer, timeout: t.Connection,
+			direct: tr.DialTLSContext, tlsProxies: map[string]bool{}}
+		tr.Proxy, tr.DialTLSContext = tn.proxy, tn.dialTLS
 	}
 	return tr
 }
