@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/auditrelay/auditrelay/audit"
+	"github.com/auditrelay/auditrelay/internal/proxytest"
 )
 
 // createAuditStream creates the stream auditrelay would create, so that
@@ -328,4 +330,30 @@ func TestDeadLetterStreamTime(t *testing.T) {
 func testOptions() Options {
 	return Options{Version: "test", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Registry: prometheus.NewRegistry()}
+}
+
+// TestDeliveryThroughChallengingProxy: a proxy that challenges before it
+// takes credentials (407 with a Basic challenge first on each connection)
+// is answered on the delivery path: the entry arrives once, byte for byte,
+// in one attempt.
+func TestDeliveryThroughChallengingProxy(t *testing.T) {
+	srv, js := natsServer(t)
+	rc := newReceiver(t, nil)
+	proxy := proxytest.StartHTTP(t, proxytest.Options{User: "relay", Password: "pr0xy-pw", Challenge: true})
+	host, port, err := net.SplitHostPort(proxy.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRelay(t, parseConfig(t, testConfig(srv, fmt.Sprintf(
+		`webhooks.siem { url = "%s/siem", ws.proxy { host = %q, port = %s, user = relay, password = "pr0xy-pw" } }`, rc.URL, host, port))))
+	e := entry("Creation", "case", "a", "a", 1)
+	publish(t, js, "thehive.audit.case", e)
+	waitFor(t, 10*time.Second, "delivery", func() bool { return len(rc.delivered()) == 1 })
+	reqs := rc.requests()
+	if len(reqs) != 1 || string(reqs[0].body) != e || reqs[0].header.Get("Auditrelay-Attempt") != "1" {
+		t.Errorf("endpoint got %d requests (first: attempt %q, %s), want the entry once, attempt 1", len(reqs), reqs[0].header.Get("Auditrelay-Attempt"), reqs[0].body)
+	}
+	if got := proxy.Requests(); len(got) != 2 || got[0].Auth != proxytest.BasicAuth("relay", "pr0xy-pw") || got[1] != got[0] {
+		t.Errorf("proxy saw %+v, want the challenged POST and its answer, both with the credentials", got)
+	}
 }
