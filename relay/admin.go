@@ -114,6 +114,9 @@ func (r *Relay) NotReady() []string {
 	if r.ingest != nil && !r.ingest.Ready() {
 		why = append(why, "ingest listener not serving")
 	}
+	if e := r.streamErr.Load(); e != nil {
+		why = append(why, "streams: "+*e)
+	}
 	if !r.metrics.intakeBound.Load() {
 		why = append(why, "intake consumer not bound")
 	} else if err := r.intake.Load().Fault(); err != nil {

@@ -55,6 +55,8 @@ type Relay struct {
 
 	cfg atomic.Pointer[config.Config] // the running configuration
 
+	streamErr atomic.Pointer[string] // why the streams could not be made ready; nil once they are
+
 	mu       sync.Mutex // guards webhooks, ctx
 	webhooks map[string]*running
 	ctx      context.Context // Run's once the webhooks started, for those a reload starts
@@ -300,8 +302,11 @@ func (r *Relay) ensure(ctx context.Context, src *audit.Source) bool {
 		err := src.Ensure(actx)
 		cancel()
 		if err == nil {
+			r.streamErr.Store(nil)
 			return true
 		}
+		why := err.Error()
+		r.streamErr.Store(&why)
 		r.log.Warn("NATS not ready; retrying", "err", err, "retryIn", wait)
 		select {
 		case <-ctx.Done():

@@ -181,7 +181,11 @@ func NewClient(wh *config.Webhook, logger *slog.Logger) (*http.Client, error) {
 	if err != nil {
 		return nil, webhookErr(wh, err)
 	}
-	client := &http.Client{Transport: newTransport(wh, tlsCfg, logger), CheckRedirect: checkRedirect(wh.WS.FollowRedirects)}
+	tr := newTransport(wh, tlsCfg, logger)
+	client := &http.Client{Transport: tr, CheckRedirect: checkRedirect(wh.WS.FollowRedirects)}
+	if answersChallenges(wh) {
+		client.Transport = challengeAnswerer{Transport: tr, choose: ProxyFor(wh)}
+	}
 	return client, nil
 }
 
@@ -227,6 +231,11 @@ func newTransport(wh *config.Webhook, tlsCfg *tls.Config, logger *slog.Logger) *
 	if wh.WS.SSL.Loose.DisableSNI {
 		v := &verifier{roots: tlsCfg.RootCAs, loose: wh.WS.SSL.Loose, debug: wh.WS.SSL.Debug, logger: orDiscard(logger)}
 		tr.DialTLSContext = dialTLSWithoutSNI(dialer, tlsCfg, v)
+	}
+	if answersChallenges(wh) {
+		tn := &tunneller{choose: ProxyFor(wh), tr: tr, dialer: dialer, timeout: t.Connection,
+			direct: tr.DialTLSContext, tlsProxies: map[string]bool{}}
+		tr.Proxy, tr.DialTLSContext = tn.proxy, tn.dialTLS
 	}
 	return tr
 }

@@ -63,8 +63,14 @@ func cmdRun(ctx context.Context, args []string, e *env) error {
 	log.Info("auditrelay starting", "version", version, "config", cfg.File, "admin", r.AdminAddr())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
+	stopping := ctx.Done()
 	for {
 		select {
+		case <-stopping:
+			// SIGTERM/SIGINT: Run finishes or hands back what is in
+			// flight, bounded by shutdownTimeout.
+			log.Info("auditrelay stopping: finishing or handing back what is in flight")
+			stopping = nil
 		case err := <-done:
 			if err == nil {
 				log.Info("auditrelay stopped")

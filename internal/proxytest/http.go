@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 )
 
@@ -31,6 +32,9 @@ func StartHTTP(t testing.TB, o Options) *HTTP {
 		DialContext: func(_ context.Context, _, addr string) (net.Conn, error) { return o.dial(addr) },
 	}
 	p.srv = httptest.NewUnstartedServer(p)
+	p.srv.Config.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, &connState{})
+	}
 	p.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes refused on purpose
 	if o.TLS != nil {
 		p.srv.TLS = &tls.Config{Certificates: []tls.Certificate{*o.TLS}}
@@ -44,6 +48,32 @@ func StartHTTP(t testing.TB, o Options) *HTTP {
 		p.forward.CloseIdleConnections()
 	})
 	return p
+}
+
+// connKey holds a client connection's *connState in its requests' context.
+type connKey struct{}
+
+// connState is what the proxy knows of one client connection.
+type connState struct {
+	mu         sync.Mutex
+	challenged bool // a 407 challenge was sent on this connection
+}
+
+// challengeFirst reports, in Challenge mode, whether r is the first request
+// of its connection, which is answered with a challenge.
+func (p *HTTP) challengeFirst(r *http.Request) bool {
+	if !p.opts.Challenge || p.opts.User == "" {
+		return false
+	}
+	st, _ := r.Context().Value(connKey{}).(*connState)
+	if st == nil {
+		return true
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	first := !st.challenged
+	st.challenged = true
+	return first
 }
 
 // URL is the proxy's URL: http://127.0.0.1:port, or https:// with TLS.
@@ -65,7 +95,7 @@ func (p *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.add(Request{Method: r.Method, Target: target, Auth: auth})
 	switch {
-	case p.opts.User != "" && auth != BasicAuth(p.opts.User, p.opts.Password):
+	case p.challengeFirst(r), p.opts.User != "" && auth != BasicAuth(p.opts.User, p.opts.Password):
 		w.Header().Set("Proxy-Authenticate", `Basic realm="proxytest"`)
 		http.Error(w, "proxy authentication required", http.StatusProxyAuthRequired)
 	case p.refused(r):

@@ -23,6 +23,16 @@ type Options struct {
 	// must present: Basic Proxy-Authorization for HTTP (else 407), RFC 1929
 	// username/password for SOCKS5 (else the connection is refused).
 	User, Password string
+	// Challenge, for the HTTP proxy with User only, makes it challenge
+	// before it accepts credentials: the first request on each client
+	// connection is answered 407 with `Proxy-Authenticate: Basic
+	// realm="proxytest"` whatever it carries, and credentials are taken
+	// only on a later request of that connection, as a proxy does that
+	// wants the client to answer its challenge rather than send
+	// credentials unasked. Without Challenge, valid credentials sent
+	// unasked (preemptively) are taken at once, and a request without
+	// them gets the same 407 challenge, as squid does with Basic auth.
+	Challenge bool
 	// TLS, for the HTTP proxy only, serves it over TLS with this
 	// certificate: an https proxy.
 	TLS *tls.Certificate
