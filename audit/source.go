@@ -38,6 +38,7 @@ type Source struct {
 	log      *slog.Logger
 	cache    decodeCache // shared by the source's consumers
 	ingest   bool
+	closed   chan struct{} // closed with the connection
 }
 
 // Options are what Connect needs beside the config.
@@ -64,7 +65,8 @@ func Connect(cfg config.NATS, opts Options) (*Source, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	nopts, err := natsOptions(cfg, opts, log)
+	closed := make(chan struct{})
+	nopts, err := natsOptions(cfg, opts, log, closed)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +79,7 @@ func Connect(cfg config.NATS, opts Options) (*Source, error) {
 		nc.Close()
 		return nil, fmt.Errorf("JetStream context: %w", err)
 	}
-	return &Source{nc: nc, js: js, cfg: cfg, dlPrefix: opts.DeadLetterSubject, log: log, ingest: opts.Ingest}, nil
+	return &Source{nc: nc, js: js, cfg: cfg, dlPrefix: opts.DeadLetterSubject, log: log, ingest: opts.Ingest, closed: closed}, nil
 }
 
 func servers(cfg config.NATS) string {
@@ -87,7 +89,7 @@ func servers(cfg config.NATS) string {
 	return cfg.URL
 }
 
-func natsOptions(cfg config.NATS, opts Options, log *slog.Logger) ([]nats.Option, error) {
+func natsOptions(cfg config.NATS, opts Options, log *slog.Logger, closed chan struct{}) ([]nats.Option, error) {
 	o := []nats.Option{
 		nats.Name("auditrelay"),
 		nats.RetryOnFailedConnect(true),
@@ -103,6 +105,7 @@ func natsOptions(cfg config.NATS, opts Options, log *slog.Logger) ([]nats.Option
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS connection attempt failed", "err", err) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("NATS error", "err", err) }),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	}
 	if opts.InProcess != nil {
 		o = append(o, nats.InProcessServer(opts.InProcess))
@@ -132,11 +135,19 @@ func natsOptions(cfg config.NATS, opts Options, log *slog.Logger) ([]nats.Option
 func (s *Source) Connected() bool { return s.nc.IsConnected() }
 
 // Close closes the connection, flushing what was published.
+// It drains first: what was published is flushed and acknowledgements
+// sent, within a few seconds.
 func (s *Source) Close() {
-	if !s.nc.IsClosed() {
-		_ = s.nc.Drain()
-		s.nc.Close()
+	if s.nc.IsClosed() {
+		return
 	}
+	if err := s.nc.Drain(); err == nil {
+		select {
+		case <-s.closed:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	s.nc.Close()
 }
 
 // Conn is the underlying connection (for publishing tools).

@@ -44,6 +44,7 @@ type Relay struct {
 	reg      *prometheus.Registry
 	metrics  *metrics
 	natsTLS  *tls.Config
+	emb      *audit.Embedded // nil unless auditrelay.nats.embedded.enabled
 	admin    net.Listener
 	adminSrv *http.Server
 	ingest   *ingest.Server // nil unless auditrelay.ingest.enabled
@@ -114,7 +115,33 @@ func New(cfg *config.Config, o Options) (*Relay, error) {
 		r.Close()
 		return nil, err
 	}
+	if err := r.connect(cfg); err != nil {
+		r.Close()
+		return nil, err
+	}
 	return r, nil
+}
+
+// connect starts the embedded NATS server, when enabled, and the client
+// connection, which keeps trying in the background while NATS is away.
+func (r *Relay) connect(cfg *config.Config) error {
+	var inProc nats.InProcessConnProvider
+	if cfg.Auditrelay.NATS.Embedded.Enabled {
+		emb, err := audit.StartEmbedded(cfg.Auditrelay.NATS.Embedded, r.log)
+		if err != nil {
+			return err
+		}
+		r.emb, inProc = emb, emb.Server()
+	}
+	src, err := audit.Connect(cfg.Auditrelay.NATS, audit.Options{
+		TLS: r.natsTLS, InProcess: inProc, DeadLetterSubject: cfg.Auditrelay.DeadLetter.Subject, Logger: r.log,
+		Ingest: cfg.Auditrelay.Ingest.Enabled,
+	})
+	if err != nil {
+		return err
+	}
+	r.src.Store(src)
+	return nil
 }
 
 // delivered tells the webhooks the sidecar delivers to: enabled, and not
@@ -246,36 +273,18 @@ func (r *Relay) source() *audit.Source { return r.src.Load() }
 // keeps trying and stays not ready.
 func (r *Relay) Run(ctx context.Context) error {
 	defer r.Close()
-	cfg := r.config()
-	var inProc nats.InProcessConnProvider
-	if cfg.Auditrelay.NATS.Embedded.Enabled {
-		emb, err := audit.StartEmbedded(cfg.Auditrelay.NATS.Embedded, r.log)
-		if err != nil {
-			return err
-		}
-		defer emb.Close()
-		inProc = emb.Server()
-	}
-	src, err := audit.Connect(cfg.Auditrelay.NATS, audit.Options{
-		TLS: r.natsTLS, InProcess: inProc, DeadLetterSubject: cfg.Auditrelay.DeadLetter.Subject, Logger: r.log,
-		Ingest: cfg.Auditrelay.Ingest.Enabled,
-	})
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	r.src.Store(src)
+	cfg, src := r.config(), r.source()
 	go r.serveAdmin()
 	r.runIngest(ctx)
 	r.logStart(cfg)
-	if !r.ensure(ctx, src) {
-		return r.stop()
+	if r.ensure(ctx, src) {
+		r.startAll(ctx)
+		r.wg.Go(func() { r.runIntake(ctx, src) })
+		r.wg.Go(func() { r.pollConsumers(ctx) })
+		<-ctx.Done()
 	}
-	r.startAll(ctx)
-	r.wg.Go(func() { r.runIntake(ctx, src) })
-	r.wg.Go(func() { r.pollConsumers(ctx) })
-	<-ctx.Done()
-	return r.stop()
+	r.wg.Wait() // every webhook's shutdown, each bounded by shutdownTimeout
+	return nil
 }
 
 func (r *Relay) config() *config.Config { return r.cfg.Load() }
@@ -297,23 +306,20 @@ func (r *Relay) runIngest(ctx context.Context) {
 // ensure creates or binds the streams, retrying with backoff while NATS is
 // unreachable; it returns false when ctx ends first.
 func (r *Relay) ensure(ctx context.Context, src *audit.Source) bool {
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+	return backoff.Retry(ctx.Done(), backoff.New(250*time.Millisecond, 10*time.Second), func() error {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
 		err := src.Ensure(actx)
-		cancel()
 		if err == nil {
 			r.streamErr.Store(nil)
-			return true
+			return nil
 		}
 		why := err.Error()
 		r.streamErr.Store(&why)
+		return err
+	}, func(err error, wait time.Duration) {
 		r.log.Warn("NATS not ready; retrying", "err", err, "retryIn", wait)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(wait):
-		}
-	}
+	})
 }
 
 // startAll starts the webhooks and, in the same step, lets reloads start
@@ -371,43 +377,38 @@ func (rw *running) setFeed(f *audit.Feed) {
 
 func (r *Relay) bind(ctx context.Context, src *audit.Source, w *sink.Webhook) *audit.Feed {
 	cfg := w.Config()
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+	opts := audit.FeedOptions{MaxAckPending: sink.MaxAckPending(&cfg), Start: cfg.Delivery.Start, Ordered: cfg.Delivery.OrderBy.Ordered()}
+	var feed *audit.Feed
+	bound := backoff.Retry(ctx.Done(), backoff.New(250*time.Millisecond, 10*time.Second), func() (err error) {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		feed, err := src.Feed(actx, cfg.Name, audit.FeedOptions{MaxAckPending: sink.MaxAckPending(&cfg), Start: cfg.Delivery.Start,
-			Ordered: cfg.Delivery.OrderBy.Ordered()})
-		cancel()
-		if err == nil {
-			r.log.Info("webhook consumer bound", "webhook", cfg.Name, "consumer", feed.Name())
-			return feed
-		}
-		if ctx.Err() != nil {
-			return nil // stopped while binding: nothing for an operator
-		}
+		defer cancel()
+		feed, err = src.Feed(actx, cfg.Name, opts)
+		return err
+	}, func(err error, wait time.Duration) {
 		r.log.Warn("webhook consumer not bound; retrying", "webhook", cfg.Name, "err", err, "retryIn", wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
+	})
+	if !bound {
+		return nil // stopped while binding: nothing for an operator
 	}
+	r.log.Info("webhook consumer bound", "webhook", cfg.Name, "consumer", feed.Name())
+	return feed
 }
 
 func (r *Relay) runIntake(ctx context.Context, src *audit.Source) {
-	for wait := 250 * time.Millisecond; ctx.Err() == nil; wait = min(2*wait, 10*time.Second) {
-		in, err := src.Intake(ctx)
-		if err == nil {
-			r.intake.Store(in)
-			r.metrics.intakeBound.Store(true)
-			_ = in.Run(ctx, r.metrics)
-			in.Release()
-			return
-		}
+	var in *audit.Intake
+	bound := backoff.Retry(ctx.Done(), backoff.New(250*time.Millisecond, 10*time.Second), func() (err error) {
+		in, err = src.Intake(ctx)
+		return err
+	}, func(err error, wait time.Duration) {
 		r.log.Warn("intake consumer not bound; retrying", "err", err, "retryIn", wait)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
+	})
+	if !bound {
+		return
 	}
+	r.intake.Store(in)
+	r.metrics.intakeBound.Store(true)
+	_ = in.Run(ctx, r.metrics)
+	in.Release()
 }
 
 func (r *Relay) runningWebhooks() []*running {
@@ -424,13 +425,6 @@ func (rw *running) boundFeed() *audit.Feed {
 	rw.mu.Lock()
 	defer rw.mu.Unlock()
 	return rw.feed
-}
-
-// stop waits for every webhook to finish its shutdown (each bounded by
-// shutdownTimeout).
-func (r *Relay) stop() error {
-	r.wg.Wait()
-	return nil
 }
 
 // Close releases the admin listener and the webhooks' connections. It is
@@ -450,6 +444,12 @@ func (r *Relay) Close() {
 		}
 		for _, rw := range r.runningWebhooks() {
 			rw.wh.Close()
+		}
+		if src := r.source(); src != nil {
+			src.Close()
+		}
+		if r.emb != nil {
+			r.emb.Close()
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/auditrelay/auditrelay/audit"
+	"github.com/auditrelay/auditrelay/internal/backoff"
 )
 
 // Request headers auditrelay sets on every attempt (SPEC §4).
@@ -247,16 +248,14 @@ func (w *Webhook) deadLetter(ctx context.Context, u *unit, msgs []*audit.Message
 // stream, false when ctx ended first. Every attempt has the same message
 // id, so copies a reconnecting client buffered are stored once.
 func (w *Webhook) storeDeadLetter(ctx context.Context, dl audit.DeadLetter, m *audit.Message) (uint64, bool) {
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		dlSeq, err := w.dl.PublishDeadLetter(ctx, dl, m.Entry.Raw)
-		if err == nil {
-			return dlSeq, true
-		}
-		w.log.Warn("dead letter not stored yet", "seq", m.Seq, "err", err)
-		if !sleep(ctx, wait) {
-			return 0, false
-		}
-	}
+	var dlSeq uint64
+	stored := backoff.Retry(ctx.Done(), backoff.New(100*time.Millisecond, 5*time.Second), func() (err error) {
+		dlSeq, err = w.dl.PublishDeadLetter(ctx, dl, m.Entry.Raw)
+		return err
+	}, func(err error, wait time.Duration) {
+		w.log.Warn("dead letter not stored yet", "seq", m.Seq, "err", err, "retryIn", wait)
+	})
+	return dlSeq, stored
 }
 
 // handBack returns the unit's entries to JetStream for a prompt redelivery.

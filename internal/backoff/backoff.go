@@ -32,3 +32,25 @@ func Sleep(done <-chan struct{}, d time.Duration) bool {
 		return true
 	}
 }
+
+// Retry calls try until it succeeds, waiting between tries as b says;
+// failed tells the caller of each failure and the wait before the next
+// try. It returns false when done closes first.
+func Retry(done <-chan struct{}, b *Backoff, try func() error, failed func(err error, wait time.Duration)) bool {
+	for {
+		err := try()
+		if err == nil {
+			return true
+		}
+		select {
+		case <-done:
+			return false
+		default:
+		}
+		wait := b.Next()
+		failed(err, wait)
+		if !Sleep(done, wait) {
+			return false
+		}
+	}
+}
