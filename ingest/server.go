@@ -22,7 +22,7 @@ import (
 
 	"github.com/auditrelay/auditrelay/audit"
 	"github.com/auditrelay/auditrelay/config"
-	"github.com/auditrelay/auditrelay/sink"
+	"github.com/auditrelay/auditrelay/tlsconf"
 )
 
 // Timeouts of the listener. A TheHive POST is one small entry sent at
@@ -115,13 +115,13 @@ func TLSConfig(cfg config.Ingest, now time.Time) (*tls.Config, error) {
 	if !cfg.HTTPS() {
 		return nil, nil
 	}
-	pair, err := sink.LoadKeyPair(cfg.TLS.KeyManager.Stores, now)
+	pair, err := tlsconf.LoadKeyPair(cfg.TLS.KeyManager.Stores, now)
 	if err != nil {
 		return nil, err
 	}
 	tc := &tls.Config{Certificates: []tls.Certificate{*pair}, MinVersion: tls.VersionTLS12}
 	if len(cfg.TLS.TrustManager.Stores) > 0 {
-		pool, _, err := sink.LoadTrust(cfg.TLS.TrustManager.Stores)
+		pool, _, err := tlsconf.LoadTrust(cfg.TLS.TrustManager.Stores)
 		if err != nil {
 			return nil, err
 		}

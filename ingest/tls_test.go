@@ -14,7 +14,7 @@ import (
 	"github.com/auditrelay/auditrelay/config"
 	"github.com/auditrelay/auditrelay/ingest"
 	"github.com/auditrelay/auditrelay/internal/natstest"
-	"github.com/auditrelay/auditrelay/sink"
+	"github.com/auditrelay/auditrelay/tlsconf"
 )
 
 // The TLS material comes from testdata/gen.sh (openssl and keytool).
@@ -90,7 +90,7 @@ func TestTLSStoreProblems(t *testing.T) {
 	cfg := mutualTLS(t)
 	cfg.TLS.KeyManager.Stores[0].Password = "wrong"
 	_, err := ingest.TLSConfig(cfg, time.Now())
-	if !errors.Is(err, sink.ErrWrongPassword) || !strings.Contains(err.Error(), "auditrelay.ingest.tls.keyManager.stores[0]") ||
+	if !errors.Is(err, tlsconf.ErrWrongPassword) || !strings.Contains(err.Error(), "auditrelay.ingest.tls.keyManager.stores[0]") ||
 		!strings.Contains(err.Error(), "server.p12") {
 		t.Errorf("wrong key store password: %v", err)
 	}

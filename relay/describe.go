@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditrelay/auditrelay/config"
 	"github.com/auditrelay/auditrelay/sink"
+	"github.com/auditrelay/auditrelay/tlsconf"
 )
 
 // expirySoon is how close a client certificate's expiry must be for
@@ -233,7 +234,7 @@ func (d *describer) trust(stores []config.Store) {
 		return
 	}
 	for _, s := range stores {
-		_, certs, err := sink.LoadTrust([]config.Store{s})
+		_, certs, err := tlsconf.LoadTrust([]config.Store{s})
 		if err != nil {
 			d.problem(err)
 			continue
@@ -248,7 +249,7 @@ func (d *describer) trust(stores []config.Store) {
 // client writes the client certificate of each key store.
 func (d *describer) client(stores []config.Store) {
 	for _, s := range stores {
-		pair, err := sink.LoadKeyPair([]config.Store{s}, d.now)
+		pair, err := tlsconf.LoadKeyPair([]config.Store{s}, d.now)
 		if err != nil {
 			d.problem(err)
 			continue
@@ -287,12 +288,12 @@ var suggestions = []struct {
 	err  error
 	text string
 }{
-	{sink.ErrWrongPassword, "check the store's password (and the environment variable it comes from)"},
-	{sink.ErrNoCertificate, "import the CA (trust store) or the certificate chain (key store) into it"},
-	{sink.ErrNoPrivateKey, "a key store needs a private key entry with its certificate chain"},
-	{sink.ErrClientCertExpired, "renew the client certificate"},
-	{sink.ErrClientCertNotYetValid, "check this host's clock, or wait until the certificate's start"},
-	{sink.ErrEncryptedWithoutPasswd, "set the store's password"},
+	{tlsconf.ErrWrongPassword, "check the store's password (and the environment variable it comes from)"},
+	{tlsconf.ErrNoCertificate, "import the CA (trust store) or the certificate chain (key store) into it"},
+	{tlsconf.ErrNoPrivateKey, "a key store needs a private key entry with its certificate chain"},
+	{tlsconf.ErrClientCertExpired, "renew the client certificate"},
+	{tlsconf.ErrClientCertNotYetValid, "check this host's clock, or wait until the certificate's start"},
+	{tlsconf.ErrEncryptedWithoutPasswd, "set the store's password"},
 	{fs.ErrNotExist, "check the path: relative paths resolve against the config file's directory"},
 	{fs.ErrPermission, "let auditrelay's user read the file"},
 }
@@ -311,12 +312,12 @@ func suggestion(err error) string {
 func storeAttrs(wh *config.Webhook, now time.Time) []any {
 	trust := "system roots"
 	if stores := wh.WS.SSL.TrustManager.Stores; len(stores) > 0 {
-		_, certs, err := sink.LoadTrust(stores)
+		_, certs, err := tlsconf.LoadTrust(stores)
 		trust = certsOrError(certs, err, now)
 	}
 	attrs := []any{"trust", trust}
 	if stores := wh.WS.SSL.KeyManager.Stores; len(stores) > 0 {
-		pair, err := sink.LoadKeyPair(stores, now)
+		pair, err := tlsconf.LoadKeyPair(stores, now)
 		if err != nil {
 			return append(attrs, "client", err.Error())
 		}
@@ -342,7 +343,7 @@ func certsOrError(certs []*x509.Certificate, err error, now time.Time) string {
 // clientExpiresSoon returns the client certificate's subject and days left
 // when it expires within expirySoon.
 func clientExpiresSoon(wh *config.Webhook, now time.Time) (string, int, bool) {
-	pair, err := sink.LoadKeyPair(wh.WS.SSL.KeyManager.Stores, now)
+	pair, err := tlsconf.LoadKeyPair(wh.WS.SSL.KeyManager.Stores, now)
 	if err != nil || pair == nil {
 		return "", 0, false
 	}

@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/auditrelay/auditrelay/config"
-	"github.com/auditrelay/auditrelay/sink"
+	"github.com/auditrelay/auditrelay/tlsconf"
 )
 
 // testdata is a file of sink's TLS test material, as an absolute path.
 func testdata(t *testing.T, name string) string {
 	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "sink", "testdata", name))
+	p, err := filepath.Abs(filepath.Join("..", "tlsconf", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestDescribe(t *testing.T) {
 // TestDescribeClientCertExpiringSoon: under 30 days left is a warning.
 func TestDescribeClientCertExpiringSoon(t *testing.T) {
 	cfg := describeConfig(t, "changeit")
-	pair, err := sink.LoadKeyPair(cfg.Webhooks[1].WS.SSL.KeyManager.Stores, time.Now())
+	pair, err := tlsconf.LoadKeyPair(cfg.Webhooks[1].WS.SSL.KeyManager.Stores, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestDescribeProblem(t *testing.T) {
 	cfg := describeConfig(t, "wrong-password-8")
 	var out bytes.Buffer
 	err := Describe(cfg, &out, time.Now())
-	if !errors.Is(err, sink.ErrWrongPassword) {
+	if !errors.Is(err, tlsconf.ErrWrongPassword) {
 		t.Fatalf("Describe = %v, want ErrWrongPassword", err)
 	}
 	got := out.String()

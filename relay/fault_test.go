@@ -211,7 +211,7 @@ func TestReload(t *testing.T) {
 	}
 	checkRetryChainUnbroken(t, rc, "/keep")
 
-	jks, err := filepath.Abs("../sink/testdata/truststore.jks")
+	jks, err := filepath.Abs("../tlsconf/testdata/truststore.jks")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/auditrelay/auditrelay/ingest"
 	"github.com/auditrelay/auditrelay/internal/backoff"
 	"github.com/auditrelay/auditrelay/sink"
+	"github.com/auditrelay/auditrelay/tlsconf"
 )
 
 // Options are what a Relay needs beside its config.
@@ -220,7 +221,9 @@ func Check(cfg *config.Config, log *slog.Logger) error {
 func CheckStores(cfg *config.Config, log *slog.Logger) error {
 	var errs []error
 	for _, wh := range cfg.Webhooks {
-		errs = append(errs, sink.CheckStores(&wh, time.Now()))
+		if err := tlsconf.CheckStores(wh.WS.SSL, time.Now()); err != nil {
+			errs = append(errs, fmt.Errorf("webhook %q: %w", wh.Name, err))
+		}
 	}
 	if _, err := NATSTLS(cfg.Auditrelay.NATS.TLS, log); err != nil {
 		errs = append(errs, err)
@@ -247,11 +250,11 @@ func NATSTLS(t config.TLS, log *slog.Logger) (*tls.Config, error) {
 	if len(t.TrustManager.Stores) == 0 && len(t.KeyManager.Stores) == 0 {
 		return nil, nil
 	}
-	c, err := sink.TLSConfig(config.SSL{TrustManager: t.TrustManager, KeyManager: t.KeyManager, Protocol: tls.VersionTLS12}, log)
+	c, err := tlsconf.Client(config.SSL{TrustManager: t.TrustManager, KeyManager: t.KeyManager, Protocol: tls.VersionTLS12}, log)
 	if err != nil {
 		return nil, fmt.Errorf("auditrelay.nats.tls: %w", err)
 	}
-	return c, nil
+	return c.Config, nil
 }
 
 // deadLetters lets webhooks store dead letters through whichever source is

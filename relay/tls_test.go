@@ -24,20 +24,14 @@ import (
 	"github.com/auditrelay/auditrelay/audit"
 	"github.com/auditrelay/auditrelay/config"
 	"github.com/auditrelay/auditrelay/internal/proxytest"
+	"github.com/auditrelay/auditrelay/internal/tlstest"
 )
 
-// tlsStorePass is the password of every store in sink/testdata.
+// tlsStorePass is the password of every store in tlsconf/testdata.
 const tlsStorePass = "changeit"
 
-// tlsTestdata is the absolute path of a file of sink/testdata.
-func tlsTestdata(t *testing.T, name string) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "sink", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+// tlsTestdata is the absolute path of a file of tlsconf/testdata.
+func tlsTestdata(t *testing.T, name string) string { return tlstest.Path(t, name) }
 
 // storeHOCON is one store entry as a TheHive admin writes it.
 func storeHOCON(t *testing.T, typ, file string) string {
@@ -65,7 +59,7 @@ func (c *clientCNs) list() []string {
 	return append([]string(nil), c.cns...)
 }
 
-// newTLSReceiver is newReceiver served over TLS with sink/testdata's server
+// newTLSReceiver is newReceiver served over TLS with tlsconf/testdata's server
 // certificate (127.0.0.1, ::1, localhost); with mutual, it requires a
 // client certificate of the test CA and records its CN.
 func newTLSReceiver(t *testing.T, mutual bool) (*receiver, *clientCNs) {

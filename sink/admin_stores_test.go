@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/internal/tlstest"
+	"github.com/auditrelay/auditrelay/tlsconf"
 )
 
 // The files of testdata/admin were made with openssl and keytool (see
@@ -20,7 +22,7 @@ import (
 // through an intermediate CA, as an admin's own PKI gives them.
 
 func adminFile(t *testing.T, name string) string {
-	return testdata(t, filepath.Join("admin", name))
+	return tlstest.Path(t, filepath.Join("admin", name))
 }
 
 func adminStore(t *testing.T, typ, name, keyPath string) config.Store {
@@ -38,7 +40,7 @@ func adminKeys(t *testing.T, typ, name string) config.Store {
 // adminRootPool is a pool of the admin root CA alone.
 func adminRootPool(t *testing.T) *x509.CertPool {
 	t.Helper()
-	pool, _, err := LoadTrust([]config.Store{adminTrust(t, "PEM", "root.pem")})
+	pool, _, err := tlsconf.LoadTrust([]config.Store{adminTrust(t, "PEM", "root.pem")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +83,7 @@ func TestTrustRootOnlyThroughIntermediate(t *testing.T) {
 	leafOnly := startAdminServer(t, "server-leaf.pem", nil)
 	for _, store := range []config.Store{adminTrust(t, "PEM", "root.pem"), adminTrust(t, "JKS", "root.jks")} {
 		t.Run(store.Type, func(t *testing.T) {
-			pool, n, err := LoadTrust([]config.Store{store})
+			pool, n, err := tlsconf.LoadTrust([]config.Store{store})
 			if err != nil || len(n) != 1 || pool == nil {
 				t.Fatalf("LoadTrust: %d certificates, %v; want the root alone", len(n), err)
 			}
@@ -120,7 +122,7 @@ func TestClientKeyStoresAsAdminsMakeThem(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pair, err := LoadKeyPair([]config.Store{tt.store}, time.Now())
+			pair, err := tlsconf.LoadKeyPair([]config.Store{tt.store}, time.Now())
 			if err != nil {
 				t.Fatalf("LoadKeyPair: %v", err)
 			}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/tlsconf"
 )
 
 // testWebhook is a webhook with auditrelay's defaults for url.
@@ -44,7 +45,7 @@ func serverCert(t *testing.T, name string) tls.Certificate {
 }
 
 func testCAPool(t *testing.T) *x509.CertPool {
-	pool, _, err := LoadTrust(trustStore(t, "PEM", "ca.pem"))
+	pool, _, err := tlsconf.LoadTrust(trustStore(t, "PEM", "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,9 +181,9 @@ func TestTrustStoresReplaceSystemRoots(t *testing.T) {
 	if ErrorKind(err) != KindTLS {
 		t.Fatalf("got %v (kind %q), want a TLS failure", err, ErrorKind(err))
 	}
-	cfg, err := TLSConfig(config.SSL{}, nil)
-	if err != nil || cfg.RootCAs != nil {
-		t.Errorf("without stores RootCAs must be nil (system roots): %v, %v", cfg.RootCAs, err)
+	tc, err := tlsconf.Client(config.SSL{}, nil)
+	if err != nil || tc.Config.RootCAs != nil {
+		t.Errorf("without stores RootCAs must be nil (system roots): %v, %v", tc.Config.RootCAs, err)
 	}
 }
 

@@ -14,20 +14,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/auditrelay/auditrelay/internal/tlstest"
 )
 
-// The store password of every file in sink/testdata.
+// The store password of every file in tlsconf/testdata.
 const storePass = "changeit"
 
-// tlsTestdata is the absolute path of a file of sink/testdata.
-func tlsTestdata(t *testing.T, name string) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "..", "sink", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+// tlsTestdata is the absolute path of a file of tlsconf/testdata.
+func tlsTestdata(t *testing.T, name string) string { return tlstest.Path(t, name) }
 
 // writeTLSConf writes an application.conf in a fresh directory.
 func writeTLSConf(t *testing.T, text string) string {
@@ -55,7 +50,7 @@ func runTLSCmd(t *testing.T, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
-// hookServer is an https endpoint with sink/testdata's server certificate
+// hookServer is an https endpoint with tlsconf/testdata's server certificate
 // (127.0.0.1, ::1, localhost) that records the bodies it got.
 type hookServer struct {
 	*httptest.Server

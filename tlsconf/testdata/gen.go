@@ -1,6 +1,6 @@
 //go:build ignore
 
-// gen writes the TLS material of sink's tests. Run from sink/:
+// gen writes the TLS material of the tests (tlsconf/testdata). Run from tlsconf/:
 //
 //	go run testdata/gen.go
 //
