@@ -11,7 +11,7 @@ import (
 	"github.com/auditrelay/auditrelay/tlsconf"
 )
 
-// NewClient builds the webhook's HTTP client, once, with every fallible step
+// newClient builds the webhook's HTTP client, once, with every fallible step
 // (stores, TLS settings, proxy) done here. It has its own Transport:
 //
 //   - timeout.connection bounds the TCP connect and, separately, the TLS
@@ -27,7 +27,7 @@ import (
 //     (checkRedirect); any other 3xx is returned as the response.
 //
 // Errors start with `webhook "<name>": ` and name the key path.
-func NewClient(wh *config.Webhook, logger *slog.Logger) (*http.Client, error) {
+func newClient(wh *config.Webhook, logger *slog.Logger) (*http.Client, error) {
 	tc, err := tlsconf.Client(wh.WS.SSL, logger)
 	if err != nil {
 		return nil, webhookErr(wh, err)
@@ -35,7 +35,7 @@ func NewClient(wh *config.Webhook, logger *slog.Logger) (*http.Client, error) {
 	tr := newTransport(wh, tc)
 	client := &http.Client{Transport: tr, CheckRedirect: checkRedirect(wh.WS.FollowRedirects)}
 	if answersChallenges(wh) {
-		client.Transport = challengeAnswerer{Transport: tr, choose: ProxyFor(wh)}
+		client.Transport = challengeAnswerer{Transport: tr, choose: proxyFor(wh)}
 	}
 	return client, nil
 }
@@ -68,7 +68,7 @@ func newTransport(wh *config.Webhook, tc *tlsconf.ClientTLS) *http.Transport {
 	t := wh.WS.Timeout
 	dialer := &net.Dialer{Timeout: t.Connection, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		Proxy:                  ProxyFor(wh),
+		Proxy:                  proxyFor(wh),
 		OnProxyConnectResponse: onProxyConnectResponse,
 		DialContext:            dialer.DialContext,
 		TLSClientConfig:        tc.Config,
@@ -83,7 +83,7 @@ func newTransport(wh *config.Webhook, tc *tlsconf.ClientTLS) *http.Transport {
 		tr.DialTLSContext = tc.DialWithoutSNI(dialer)
 	}
 	if answersChallenges(wh) {
-		tn := &tunneller{choose: ProxyFor(wh), tr: tr, dialer: dialer, timeout: t.Connection,
+		tn := &tunneller{choose: proxyFor(wh), tr: tr, dialer: dialer, timeout: t.Connection,
 			direct: tr.DialTLSContext, tlsProxies: map[string]bool{}}
 		tr.Proxy, tr.DialTLSContext = tn.proxy, tn.dialTLS
 	}

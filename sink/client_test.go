@@ -102,7 +102,7 @@ func requireClientCert(t *testing.T) func(*httptest.Server) {
 // get sends one GET with wh's client and returns the body.
 func get(t *testing.T, wh *config.Webhook) (string, *http.Response, error) {
 	t.Helper()
-	client, err := NewClient(wh, nil)
+	client, err := newClient(wh, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +178,8 @@ func TestTrustStoresReplaceSystemRoots(t *testing.T) {
 	wh := testWebhook(srv.URL)
 	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "wrong-ca.pem")
 	_, _, err := get(t, wh)
-	if ErrorKind(err) != KindTLS {
-		t.Fatalf("got %v (kind %q), want a TLS failure", err, ErrorKind(err))
+	if errorKind(err) != kindTLS {
+		t.Fatalf("got %v (kind %q), want a TLS failure", err, errorKind(err))
 	}
 	tc, err := tlsconf.Client(config.SSL{}, nil)
 	if err != nil || tc.Config.RootCAs != nil {
@@ -204,7 +204,7 @@ func TestNewClientErrorsNameWebhookAndKey(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			wh := testWebhook("https://127.0.0.1:1/")
 			tt.edit(wh)
-			_, err := NewClient(wh, nil)
+			_, err := newClient(wh, nil)
 			if err == nil || err.Error() != tt.want {
 				t.Fatalf("got  %v\nwant %s", err, tt.want)
 			}
@@ -235,7 +235,7 @@ func TestTLSVersions(t *testing.T) {
 			wh.WS.SSL.Protocol, wh.WS.SSL.EnabledProtocols = tt.protocol, tt.enabled
 			_, resp, err := get(t, wh)
 			if tt.want == 0 {
-				if ErrorKind(err) != KindTLS {
+				if errorKind(err) != kindTLS {
 					t.Fatalf("got %v, want a TLS failure", err)
 				}
 				return
@@ -298,7 +298,7 @@ func TestLooseFlags(t *testing.T) {
 			if tt.ok && err != nil {
 				t.Fatalf("want success, got %v", err)
 			}
-			if !tt.ok && ErrorKind(err) != KindTLS {
+			if !tt.ok && errorKind(err) != kindTLS {
 				t.Fatalf("want a TLS failure, got %v", err)
 			}
 		})
@@ -329,7 +329,7 @@ func TestLooseFlagsWarnAndDebugLogsHandshake(t *testing.T) {
 	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
 	wh.WS.SSL.Loose = config.Loose{DisableHostnameVerification: true, AcceptAnyCertificate: true, DisableSNI: true}
 	wh.WS.SSL.Debug = true
-	client, err := NewClient(wh, logger)
+	client, err := newClient(wh, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +354,7 @@ func TestDebugOffLogsNothing(t *testing.T) {
 	var buf bytes.Buffer
 	wh := testWebhook(srv.URL)
 	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
-	client, err := NewClient(wh, slog.New(slog.NewTextHandler(&buf, nil)))
+	client, err := newClient(wh, slog.New(slog.NewTextHandler(&buf, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +497,7 @@ func TestTransportSettings(t *testing.T) {
 	wh := testWebhook("https://127.0.0.1:1/")
 	wh.WS.Timeout = config.Timeout{Connection: 3 * time.Second, Idle: 7 * time.Second, Request: 11 * time.Second}
 	wh.Delivery.MaxInFlight = 5
-	client, err := NewClient(wh, nil)
+	client, err := newClient(wh, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,8 +542,8 @@ func TestConnectionTimeoutBoundsHandshake(t *testing.T) {
 	wh.WS.Timeout.Connection = 200 * time.Millisecond
 	start := time.Now()
 	_, _, err = get(t, wh)
-	if ErrorKind(err) != KindTimeout || time.Since(start) > 5*time.Second {
-		t.Fatalf("got %v (kind %q) after %v", err, ErrorKind(err), time.Since(start))
+	if errorKind(err) != kindTimeout || time.Since(start) > 5*time.Second {
+		t.Fatalf("got %v (kind %q) after %v", err, errorKind(err), time.Since(start))
 	}
 }
 
@@ -561,8 +561,8 @@ func TestIdleTimeoutBoundsResponseHeaders(t *testing.T) {
 	wh.WS.Timeout.Idle = 200 * time.Millisecond
 	start := time.Now()
 	_, _, err := get(t, wh)
-	if ErrorKind(err) != KindTimeout || time.Since(start) > 3*time.Second {
-		t.Fatalf("got %v (kind %q) after %v", err, ErrorKind(err), time.Since(start))
+	if errorKind(err) != kindTimeout || time.Since(start) > 3*time.Second {
+		t.Fatalf("got %v (kind %q) after %v", err, errorKind(err), time.Since(start))
 	}
 }
 
@@ -586,7 +586,7 @@ func TestConnectionsReusedAndBoundedByMaxInFlight(t *testing.T) {
 	wh := testWebhook(srv.URL)
 	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
 	wh.Delivery.MaxInFlight = 2
-	client, err := NewClient(wh, nil)
+	client, err := newClient(wh, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func (w *Webhook) deliver(soft, hard context.Context, u *unit) *unit {
 	// The body is not pooled: the transport may still read a request body
 	// after Do returns (an early response), so it is never reused.
 	body, err := w.enc.Body(nil, msgs)
-	var rerr *RenderError
+	var rerr *renderError
 	if errors.As(err, &rerr) {
 		// A template failed: the entries it fails on are dead-lettered,
 		// the others go on.
@@ -184,7 +184,7 @@ func (w *Webhook) scrub(s string) string {
 }
 
 // scrubbedError shows its error's text scrubbed of the webhook's secrets,
-// while errors.As and errors.Is still see the error itself (ErrorKind, the
+// while errors.As and errors.Is still see the error itself (errorKind, the
 // TLS peer of send-test).
 type scrubbedError struct {
 	err   error

@@ -12,13 +12,13 @@ import (
 // Kinds of a failed request without an HTTP status (SPEC §4
 // Auditrelay-Last-Status, metric code).
 const (
-	KindTLS     = "tls"
-	KindProxy   = "proxy"
-	KindTimeout = "timeout"
-	KindConnect = "connect"
+	kindTLS     = "tls"
+	kindProxy   = "proxy"
+	kindTimeout = "timeout"
+	kindConnect = "connect"
 )
 
-// ErrorKind classifies the error of a request that got no response into
+// errorKind classifies the error of a request that got no response into
 // exactly one of "tls" (handshake failure, unknown authority, name mismatch,
 // client certificate rejected — with TLS 1.3 the server's rejection arrives
 // as a `remote error: tls: …` alert at the first read), "proxy" (CONNECT
@@ -26,22 +26,22 @@ const (
 // "timeout" (deadline, net timeouts) or "connect" (refused, reset, DNS,
 // anything else). Proxy comes first: whatever fails on the way to the proxy
 // is the proxy's. It returns "" for nil.
-func ErrorKind(err error) string {
+func errorKind(err error) string {
 	switch {
 	case err == nil:
 		return ""
 	case isProxy(err):
-		return KindProxy
+		return kindProxy
 	case isTimeout(err):
-		return KindTimeout
+		return kindTimeout
 	case isTLS(err):
-		return KindTLS
+		return kindTLS
 	}
-	return KindConnect
+	return kindConnect
 }
 
 func isProxy(err error) bool {
-	var pe *ProxyError
+	var pe *proxyError
 	if errors.As(err, &pe) {
 		return true
 	}

@@ -56,31 +56,31 @@ func TestErrorKind(t *testing.T) {
 		deadline time.Duration
 		want     string
 	}{
-		{"unknown authority", good.URL, "wrong-ca.pem", config.Proxy{}, 0, KindTLS},
-		{"host name mismatch", wrongHost.URL, "ca.pem", config.Proxy{}, 0, KindTLS},
-		{"client certificate required, TLS 1.3", mtls13.URL, "ca.pem", config.Proxy{}, 0, KindTLS},
-		{"client certificate required, TLS 1.2", mtls12.URL, "ca.pem", config.Proxy{}, 0, KindTLS},
-		{"proxy 407", good.URL, "ca.pem", proxyBlock(t, authProxy.Addr(), "http", "alice", "wrong"), 0, KindProxy},
-		{"proxy 403", good.URL, "ca.pem", proxyBlock(t, denyProxy.Addr(), "http", "", ""), 0, KindProxy},
-		{"SOCKS5 refuses auth", good.URL, "ca.pem", proxyBlock(t, socks.Addr(), "socks5", "carol", "wrong"), 0, KindProxy},
-		{"proxy unreachable", good.URL, "ca.pem", proxyBlock(t, closedPort(t), "http", "", ""), 0, KindProxy},
-		{"connection refused", "https://" + closedPort(t) + "/", "ca.pem", config.Proxy{}, 0, KindConnect},
-		{"server never answers", silent.URL, "ca.pem", config.Proxy{}, 200 * time.Millisecond, KindTimeout},
+		{"unknown authority", good.URL, "wrong-ca.pem", config.Proxy{}, 0, kindTLS},
+		{"host name mismatch", wrongHost.URL, "ca.pem", config.Proxy{}, 0, kindTLS},
+		{"client certificate required, TLS 1.3", mtls13.URL, "ca.pem", config.Proxy{}, 0, kindTLS},
+		{"client certificate required, TLS 1.2", mtls12.URL, "ca.pem", config.Proxy{}, 0, kindTLS},
+		{"proxy 407", good.URL, "ca.pem", proxyBlock(t, authProxy.Addr(), "http", "alice", "wrong"), 0, kindProxy},
+		{"proxy 403", good.URL, "ca.pem", proxyBlock(t, denyProxy.Addr(), "http", "", ""), 0, kindProxy},
+		{"SOCKS5 refuses auth", good.URL, "ca.pem", proxyBlock(t, socks.Addr(), "socks5", "carol", "wrong"), 0, kindProxy},
+		{"proxy unreachable", good.URL, "ca.pem", proxyBlock(t, closedPort(t), "http", "", ""), 0, kindProxy},
+		{"connection refused", "https://" + closedPort(t) + "/", "ca.pem", config.Proxy{}, 0, kindConnect},
+		{"server never answers", silent.URL, "ca.pem", config.Proxy{}, 200 * time.Millisecond, kindTimeout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			wh := testWebhook(tt.url)
 			wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", tt.trust)
 			wh.WS.Proxy = tt.proxy
-			client, err := NewClient(wh, nil)
+			client, err := newClient(wh, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(client.CloseIdleConnections)
 			err = failedRequest(client, tt.url, tt.deadline)
 			t.Logf("%v", err)
-			if got := ErrorKind(err); got != tt.want {
-				t.Errorf("ErrorKind(%v) = %q, want %q", err, got, tt.want)
+			if got := errorKind(err); got != tt.want {
+				t.Errorf("errorKind(%v) = %q, want %q", err, got, tt.want)
 			}
 		})
 	}
@@ -112,13 +112,13 @@ func TestErrorKindSynthetic(t *testing.T) {
 		want string
 	}{
 		{nil, ""},
-		{context.DeadlineExceeded, KindTimeout},
-		{&ProxyError{Proxy: "http://p:1", Status: "407 Proxy Authentication Required"}, KindProxy},
-		{errors.New("dial tcp: lookup siem.invalid: no such host"), KindConnect},
+		{context.DeadlineExceeded, kindTimeout},
+		{&proxyError{Proxy: "http://p:1", Status: "407 Proxy Authentication Required"}, kindProxy},
+		{errors.New("dial tcp: lookup siem.invalid: no such host"), kindConnect},
 	}
 	for _, tt := range tests {
-		if got := ErrorKind(tt.err); got != tt.want {
-			t.Errorf("ErrorKind(%v) = %q, want %q", tt.err, got, tt.want)
+		if got := errorKind(tt.err); got != tt.want {
+			t.Errorf("errorKind(%v) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
 }

@@ -12,9 +12,9 @@ import (
 	"github.com/auditrelay/auditrelay/config"
 )
 
-// ErrNoEntries is returned by Encoder.Body for an empty batch: there is no
+// errNoEntries is returned by Encoder.Body for an empty batch: there is no
 // request to make.
-var ErrNoEntries = errors.New("no entries to encode")
+var errNoEntries = errors.New("no entries to encode")
 
 // Encoder writes the request bodies of one webhook. It is built once per
 // webhook and safe for concurrent use.
@@ -97,7 +97,7 @@ func (e *Encoder) Body(dst []byte, msgs []*audit.Message) ([]byte, error) {
 
 func (e *Encoder) check(msgs []*audit.Message) error {
 	if len(msgs) == 0 {
-		return ErrNoEntries
+		return errNoEntries
 	}
 	if len(msgs) > 1 && !e.batch {
 		return fmt.Errorf("encode %d entries: batch.maxEntries is 1", len(msgs))
@@ -114,7 +114,7 @@ func (e *Encoder) check(msgs []*audit.Message) error {
 }
 
 // appendPlain writes the body before any compression. Only a template can
-// fail, on an entry: see RenderError.
+// fail, on an entry: see renderError.
 func (e *Encoder) appendPlain(dst []byte, msgs []*audit.Message) ([]byte, error) {
 	switch e.format {
 	case config.FormatSlack:

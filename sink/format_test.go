@@ -356,7 +356,7 @@ func TestEncoderErrors(t *testing.T) {
 		wantErr    string
 		wantIs     error
 	}{
-		{"no entries", "audit", 1, nil, "no entries", ErrNoEntries},
+		{"no entries", "audit", 1, nil, "no entries", errNoEntries},
 		{"several without batching", "thin", 1, msgs[:2], "batch.maxEntries is 1", nil},
 		{"audit entry without raw bytes", "audit", 5, []*audit.Message{msgs[0], {Seq: 77}}, "entry 77", nil},
 	}

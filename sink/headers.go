@@ -9,7 +9,7 @@ import (
 	"github.com/auditrelay/auditrelay/config"
 )
 
-// StaticHeaders returns the headers every request of wh carries, computed
+// staticHeaders returns the headers every request of wh carries, computed
 // once per webhook; the engine adds webhook-id, webhook-timestamp,
 // webhook-signature and Auditrelay-Attempt per attempt.
 //
@@ -17,7 +17,7 @@ import (
 // an Authorization of their own. config refuses one that names a header
 // auditrelay sets (config.IsReservedHeader) or an Authorization beside
 // auth; one set here by hand is still never sent.
-func StaticHeaders(wh *config.Webhook, version string) http.Header {
+func staticHeaders(wh *config.Webhook, version string) http.Header {
 	h := make(http.Header, 5+len(wh.Headers))
 	for name, value := range wh.Headers {
 		if !config.IsReservedHeader(http.CanonicalHeaderKey(name)) {

@@ -36,7 +36,7 @@ func TestStaticHeadersAuthorization(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := StaticHeaders(headerWebhook(func(wh *config.Webhook) { wh.Auth, wh.Headers = tt.auth, tt.headers }), "1.2.3")
+			h := staticHeaders(headerWebhook(func(wh *config.Webhook) { wh.Auth, wh.Headers = tt.auth, tt.headers }), "1.2.3")
 			got, present := h["Authorization"]
 			if tt.want == "" {
 				if present {
@@ -93,7 +93,7 @@ func TestStaticHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := StaticHeaders(headerWebhook(tt.mod), "1.2.3")
+			got := staticHeaders(headerWebhook(tt.mod), "1.2.3")
 			if !headersEqual(got, tt.want) {
 				t.Errorf("headers\n got %v\nwant %v", got, tt.want)
 			}
@@ -191,6 +191,6 @@ func BenchmarkStaticHeaders(b *testing.B) {
 	})
 	b.ReportAllocs()
 	for b.Loop() {
-		StaticHeaders(wh, "1.2.3")
+		staticHeaders(wh, "1.2.3")
 	}
 }

@@ -61,7 +61,7 @@ var permanent = map[int]bool{400: true, 404: true, 405: true, 410: true, 413: tr
 // date.
 func Classify(resp *http.Response, err error, now time.Time) Result {
 	if err != nil {
-		return Result{Outcome: Retry, Status: ErrorKind(err), Err: redactErr(err)}
+		return Result{Outcome: Retry, Status: errorKind(err), Err: redactErr(err)}
 	}
 	code := resp.StatusCode
 	r := Result{Status: strconv.Itoa(code)}

@@ -12,24 +12,24 @@ import (
 	"github.com/auditrelay/auditrelay/config"
 )
 
-// ProxyError is a proxy that answered CONNECT with something other than 200
+// proxyError is a proxy that answered CONNECT with something other than 200
 // (407 for missing or wrong credentials, 403 for a refused target, …).
-type ProxyError struct {
+type proxyError struct {
 	Proxy  string // the proxy's URL, without credentials
 	Status string
 }
 
 // Error names the proxy and its answer.
-func (e *ProxyError) Error() string {
+func (e *proxyError) Error() string {
 	return fmt.Sprintf("proxy %s refused CONNECT: %s", e.Proxy, e.Status)
 }
 
-// ProxyFor returns the webhook's proxy choice for net/http's Transport.Proxy:
+// proxyFor returns the webhook's proxy choice for net/http's Transport.Proxy:
 // the `proxy` block (hosts of nonProxyHosts reached directly), else, with
 // useProxyProperties, HTTPS_PROXY/HTTP_PROXY/NO_PROXY as they are when
-// ProxyFor is called (httpproxy never proxies localhost and loopback
+// proxyFor is called (httpproxy never proxies localhost and loopback
 // addresses), else direct. A nil URL means direct.
-func ProxyFor(wh *config.Webhook) func(*http.Request) (*url.URL, error) {
+func proxyFor(wh *config.Webhook) func(*http.Request) (*url.URL, error) {
 	p := wh.WS.Proxy
 	switch {
 	case p.Host != "":
@@ -72,7 +72,7 @@ func bypass(patterns []string, host string) bool {
 // "direct" or the proxy's URL without credentials ("http://proxy.corp:3128",
 // "socks5://10.0.0.1:1080").
 func DescribeProxy(wh *config.Webhook, target *url.URL) string {
-	u, err := ProxyFor(wh)(&http.Request{URL: target})
+	u, err := proxyFor(wh)(&http.Request{URL: target})
 	switch {
 	case err != nil:
 		return "invalid proxy setting: " + err.Error()
@@ -86,11 +86,11 @@ func redactProxy(u *url.URL) string {
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
 }
 
-// onProxyConnectResponse turns a refused CONNECT into a *ProxyError, so
-// ErrorKind and the logs can tell it from the endpoint's own answers.
+// onProxyConnectResponse turns a refused CONNECT into a *proxyError, so
+// errorKind and the logs can tell it from the endpoint's own answers.
 func onProxyConnectResponse(_ context.Context, proxyURL *url.URL, _ *http.Request, resp *http.Response) error {
 	if resp.StatusCode == http.StatusOK {
 		return nil
 	}
-	return &ProxyError{Proxy: redactProxy(proxyURL), Status: resp.Status}
+	return &proxyError{Proxy: redactProxy(proxyURL), Status: resp.Status}
 }

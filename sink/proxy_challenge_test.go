@@ -18,7 +18,7 @@ import (
 // credentials (407, Proxy-Authenticate: Basic) as squid does. The webhook's
 // client sends its Basic credentials with the first CONNECT, unasked, so it
 // is never challenged; without credentials it gets the 407 as a
-// *ProxyError naming the status.
+// *proxyError naming the status.
 func TestHTTPProxyChallenge(t *testing.T) {
 	srv := startTLSServer(t, "server", nil)
 	proxy := proxytest.StartHTTP(t, proxytest.Options{User: "alice", Password: "s3cret"})
@@ -28,9 +28,9 @@ func TestHTTPProxyChallenge(t *testing.T) {
 	wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
 	wh.WS.Proxy = proxyBlock(t, proxy.Addr(), "http", "", "")
 	_, _, err := get(t, wh)
-	var pe *ProxyError
+	var pe *proxyError
 	if !errors.As(err, &pe) || pe.Status != "407 Proxy Authentication Required" {
-		t.Fatalf("without credentials: %v, want a ProxyError with 407", err)
+		t.Fatalf("without credentials: %v, want a proxyError with 407", err)
 	}
 
 	wh.WS.Proxy = proxyBlock(t, proxy.Addr(), "http", "alice", "s3cret")
@@ -91,15 +91,15 @@ func TestHTTPProxyChallengeFirstAnswered(t *testing.T) {
 			}
 		})
 	}
-	t.Run("wrong password: answered once, then a ProxyError", func(t *testing.T) {
+	t.Run("wrong password: answered once, then a proxyError", func(t *testing.T) {
 		proxy := proxytest.StartHTTP(t, proxytest.Options{User: "alice", Password: "s3cret", Challenge: true})
 		wh := testWebhook(srv.URL)
 		wh.WS.SSL.TrustManager.Stores = trustStore(t, "PEM", "ca.pem")
 		wh.WS.Proxy = proxyBlock(t, proxy.Addr(), "http", "alice", "wrong")
 		_, _, err := get(t, wh)
-		var pe *ProxyError
-		if !errors.As(err, &pe) || pe.Status != "407 Proxy Authentication Required" || ErrorKind(err) != KindProxy {
-			t.Fatalf("%v (kind %q), want a ProxyError with 407, kind proxy", err, ErrorKind(err))
+		var pe *proxyError
+		if !errors.As(err, &pe) || pe.Status != "407 Proxy Authentication Required" || errorKind(err) != kindProxy {
+			t.Fatalf("%v (kind %q), want a proxyError with 407, kind proxy", err, errorKind(err))
 		}
 		if n := len(proxy.Requests()); n != 2 {
 			t.Errorf("proxy saw %d CONNECTs, want 2 (the first, the one answer)", n)
@@ -116,7 +116,7 @@ func TestHTTPProxyChallengeFirstAnswered(t *testing.T) {
 		t.Cleanup(plain.Close)
 		wh := testWebhook(plain.URL + "/hook")
 		wh.WS.Proxy = proxyBlock(t, proxy.Addr(), "http", "alice", "s3cret")
-		client, err := NewClient(wh, nil)
+		client, err := newClient(wh, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -83,7 +83,7 @@ func TestHTTPSProxyVerifiedWithWebhookTrustStores(t *testing.T) {
 			if tt.ok && (err != nil || body != "behind https proxy") {
 				t.Fatalf("got %q, %v", body, err)
 			}
-			if !tt.ok && ErrorKind(err) != KindProxy {
+			if !tt.ok && errorKind(err) != kindProxy {
 				t.Fatalf("want the proxy's certificate refused, got %v", err)
 			}
 		})
@@ -226,7 +226,7 @@ func TestProxyChoice(t *testing.T) {
 	}
 	wh := testWebhook("https://siem.test/")
 	wh.WS.Proxy = block
-	u, err := ProxyFor(wh)(&http.Request{URL: &url.URL{Scheme: "https", Host: "siem.test"}})
+	u, err := proxyFor(wh)(&http.Request{URL: &url.URL{Scheme: "https", Host: "siem.test"}})
 	if err != nil || u.User.String() != "u:hunter2" {
 		t.Errorf("proxy URL %v, %v: want the credentials for net/http", u, err)
 	}

@@ -118,7 +118,7 @@ func TestRequestErrorScrubbed(t *testing.T) {
 	t.Cleanup(w.Close)
 	res := w.attempt(t.Context(), "THEHIVE_AUDIT.siem.1", []byte(`{}`), 1)
 	want := config.RedactURL(srv.URL)
-	if res.Status != KindConnect || !strings.Contains(res.reason(), `Post "`+want+`"`) {
+	if res.Status != kindConnect || !strings.Contains(res.reason(), `Post "`+want+`"`) {
 		t.Errorf("got %q, reason %q; want connect naming %s", res.Status, res.reason(), want)
 	}
 	assertNoLeak(t, res.reason(), leaks())

@@ -188,7 +188,7 @@ func TestSendTestWrongTrustStore(t *testing.T) {
 	wh := testWebhook(srv.URL)
 	wh.WS.SSL.TrustManager.Stores = trustStore(t, "JKS", "wrong-ca.jks")
 	res := sendTest(t, wh)
-	if res.OK() || res.Status != KindTLS || res.Outcome != Retry || res.Err == nil {
+	if res.OK() || res.Status != kindTLS || res.Outcome != Retry || res.Err == nil {
 		t.Fatalf("result %+v, want a tls failure", res)
 	}
 	if res.PeerSubject != testServerSubject || res.PeerVerified || res.TLSVersion != "" {
@@ -221,7 +221,7 @@ func TestSendTestRedactsURL(t *testing.T) {
 	ln.Close() // nothing listens there now: connection refused
 	wh := testWebhook("http://user:pa55word@" + addr + "/hook?token=t0ken-secret")
 	res := sendTest(t, wh)
-	if res.Status != KindConnect || res.Err == nil {
+	if res.Status != kindConnect || res.Err == nil {
 		t.Fatalf("result %+v, want a connect failure", res)
 	}
 	s := fmt.Sprintf("%+v %v", res, res.Err)

@@ -32,7 +32,7 @@ type TemplateEntry struct {
 	Entry map[string]any
 	// Raw is the entry exactly as published: {{ .Raw }} writes it, and
 	// {{ json .Raw }} embeds it as JSON.
-	Raw RawEntry
+	Raw rawEntry
 	// Seq is the entry's stream sequence, Time when the stream stored it.
 	Seq  uint64
 	Time time.Time
@@ -40,34 +40,34 @@ type TemplateEntry struct {
 	Operation string
 }
 
-// TemplateData is what a template executes over: one entry's fields, with
+// templateData is what a template executes over: one entry's fields, with
 // Entries holding that one entry; or, for a batch, Entries only.
-type TemplateData struct {
+type templateData struct {
 	TemplateEntry
 	Webhook string
 	Entries []TemplateEntry
 }
 
-// RawEntry is an entry's bytes, written as they are and encoded by json as
+// rawEntry is an entry's bytes, written as they are and encoded by json as
 // the JSON they are.
-type RawEntry string
+type rawEntry string
 
 // MarshalJSON returns the entry itself.
-func (r RawEntry) MarshalJSON() ([]byte, error) { return []byte(r), nil }
+func (r rawEntry) MarshalJSON() ([]byte, error) { return []byte(r), nil }
 
-// RenderError is a template that failed on an entry at run time, or made a
+// renderError is a template that failed on an entry at run time, or made a
 // body that is not what its content type says. The entry is dead-lettered
 // with it as the reason; the webhook goes on with the others.
-type RenderError struct {
+type renderError struct {
 	// Seq is the entry's stream sequence; 0 when a batch failed as a whole.
 	Seq uint64
 	Err error
 }
 
-func (e *RenderError) Error() string { return e.Err.Error() }
+func (e *renderError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the template's error.
-func (e *RenderError) Unwrap() error { return e.Err }
+func (e *renderError) Unwrap() error { return e.Err }
 
 // seedEntries are examples/entries.jsonl (TestSeedEntriesAreTheExamples): a
 // template runs over them when its webhook is built, so that one failing on
@@ -122,12 +122,12 @@ func (b *tmplBody) trySeeds(wh *config.Webhook) error {
 
 // render appends the body for msgs. Without batching msgs is one entry.
 func (b *tmplBody) render(dst []byte, msgs []*audit.Message, batch bool) ([]byte, error) {
-	data := TemplateData{Webhook: b.webhook, Entries: make([]TemplateEntry, len(msgs))}
+	data := templateData{Webhook: b.webhook, Entries: make([]TemplateEntry, len(msgs))}
 	var seq uint64
 	for i, m := range msgs {
 		te, err := templateEntry(m)
 		if err != nil {
-			return dst, &RenderError{Seq: m.Seq, Err: err}
+			return dst, &renderError{Seq: m.Seq, Err: err}
 		}
 		data.Entries[i] = te
 	}
@@ -137,16 +137,16 @@ func (b *tmplBody) render(dst []byte, msgs []*audit.Message, batch bool) ([]byte
 	start := len(dst)
 	w := appendWriter{b: dst}
 	if err := b.t.Execute(&w, &data); err != nil {
-		return dst, &RenderError{Seq: seq, Err: err}
+		return dst, &renderError{Seq: seq, Err: err}
 	}
 	if err := b.check(w.b[start:]); err != nil {
-		return dst, &RenderError{Seq: seq, Err: err}
+		return dst, &renderError{Seq: seq, Err: err}
 	}
 	return w.b, nil
 }
 
 func templateEntry(m *audit.Message) (TemplateEntry, error) {
-	te := TemplateEntry{Raw: RawEntry(m.Entry.Raw), Seq: m.Seq, Time: m.Time, Operation: m.Entry.Operation}
+	te := TemplateEntry{Raw: rawEntry(m.Entry.Raw), Seq: m.Seq, Time: m.Time, Operation: m.Entry.Operation}
 	dec := json.NewDecoder(bytes.NewReader(m.Entry.Raw))
 	dec.UseNumber()
 	if err := dec.Decode(&te.Entry); err != nil {

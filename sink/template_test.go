@@ -137,16 +137,16 @@ func TestTemplateSeedErrors(t *testing.T) {
 }
 
 // TestTemplateRenderError: at run time, a template failing on an entry is
-// a RenderError naming it.
+// a renderError naming it.
 func TestTemplateRenderError(t *testing.T) {
 	enc, err := templateEncoder(t, `{{ if eq .Entry.objectType "boom" }}{{ fail "boom entries are refused" }}{{ end }}{"ok": true}`, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = enc.Body(nil, []*audit.Message{mustDecodeMessage(t, `{"operation":"Creation","objectType":"boom","objectId":"b"}`, 42)})
-	var re *RenderError
+	var re *renderError
 	if !errors.As(err, &re) || re.Seq != 42 || !strings.Contains(err.Error(), "boom entries are refused") {
-		t.Errorf("err = %v, want a RenderError for seq 42", err)
+		t.Errorf("err = %v, want a renderError for seq 42", err)
 	}
 }
 

@@ -46,7 +46,7 @@ func answersChallenges(wh *config.Webhook) bool {
 
 // tunneller is the Transport's Proxy and DialTLSContext for such a webhook.
 type tunneller struct {
-	choose  func(*http.Request) (*url.URL, error) // ProxyFor(wh)
+	choose  func(*http.Request) (*url.URL, error) // proxyFor(wh)
 	tr      *http.Transport                       // its TLSClientConfig, as net/http completed it (h2)
 	dialer  *net.Dialer
 	timeout time.Duration // timeout.connection: the CONNECT exchange and each TLS handshake
@@ -145,7 +145,7 @@ func (t *tunneller) handshake(ctx context.Context, raw net.Conn, host string) (n
 
 // connect opens a tunnel to addr through proxy: CONNECT with the Basic
 // credentials; a 407 with a Basic challenge is answered once. A refusal is
-// a *ProxyError; failing to reach the proxy a "proxyconnect" *net.OpError.
+// a *proxyError; failing to reach the proxy a "proxyconnect" *net.OpError.
 func (t *tunneller) connect(ctx context.Context, proxy *url.URL, addr string) (net.Conn, error) {
 	auth := basicProxyAuth(proxy.User)
 	var conn net.Conn
@@ -170,7 +170,7 @@ func (t *tunneller) connect(ctx context.Context, proxy *url.URL, addr string) (n
 		switch {
 		case resp.StatusCode == http.StatusOK:
 			if br.Buffered() > 0 {
-				return nil, &ProxyError{Proxy: redactProxy(proxy), Status: "sent data before the tunnel was open"}
+				return nil, &proxyError{Proxy: redactProxy(proxy), Status: "sent data before the tunnel was open"}
 			}
 			c := conn
 			conn = nil
@@ -184,7 +184,7 @@ func (t *tunneller) connect(ctx context.Context, proxy *url.URL, addr string) (n
 			}
 		default:
 			resp.Body.Close()
-			return nil, &ProxyError{Proxy: redactProxy(proxy), Status: resp.Status}
+			return nil, &proxyError{Proxy: redactProxy(proxy), Status: resp.Status}
 		}
 	}
 }

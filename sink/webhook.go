@@ -94,7 +94,7 @@ func New(wh config.Webhook, o Options) (*Webhook, error) {
 		// Not err: url.Parse quotes the whole URL, credential and all.
 		return nil, fmt.Errorf("webhook %q: url %s does not parse", wh.Name, config.RedactURL(wh.URL))
 	}
-	client, err := NewClient(&wh, log)
+	client, err := newClient(&wh, log)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func New(wh config.Webhook, o Options) (*Webhook, error) {
 	}
 	w := &Webhook{
 		cfg: wh, url: target, client: client, enc: enc, filter: NewFilter(wh.Filter),
-		headers: StaticHeaders(&wh, o.Version), dl: o.DeadLetters, m: o.Metrics.forWebhook(wh.Name),
+		headers: staticHeaders(&wh, o.Version), dl: o.DeadLetters, m: o.Metrics.forWebhook(wh.Name),
 		log: log, stream: o.Stream, grace: o.ShutdownTimeout, maxHeld: MaxAckPending(&wh),
 	}
 	w.headers.Set("Content-Type", enc.ContentType())
