@@ -257,6 +257,21 @@ type Loose struct {
 	DisableSNI                  bool
 }
 
+// Flags names the loose flags that are set, for logs and `check`.
+func (l Loose) Flags() []string {
+	var out []string
+	if l.AcceptAnyCertificate {
+		out = append(out, "acceptAnyCertificate")
+	}
+	if l.DisableHostnameVerification {
+		out = append(out, "disableHostnameVerification")
+	}
+	if l.DisableSNI {
+		out = append(out, "disableSNI")
+	}
+	return out
+}
+
 // Auth is TheHive 4's endpoint auth: none | basic | bearer | key.
 type Auth struct {
 	Type     AuthType

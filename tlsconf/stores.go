@@ -423,3 +423,13 @@ func checkValidity(leaf *x509.Certificate, now time.Time) error {
 	}
 	return nil
 }
+
+// ExpirySoon is how close a client certificate's expiry must be for `check`
+// and the start-up log to warn about it.
+const ExpirySoon = 30 * 24 * time.Hour
+
+// CertLine is a certificate's subject and expiry, for logs and `check`.
+func CertLine(c *x509.Certificate, now time.Time) string {
+	days := int(c.NotAfter.Sub(now).Hours() / 24)
+	return fmt.Sprintf("%s, expires %s (%d days)", c.Subject, c.NotAfter.UTC().Format("2006-01-02"), days)
+}

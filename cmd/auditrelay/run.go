@@ -112,7 +112,7 @@ func cmdCheck(_ context.Context, args []string, e *env) error {
 	if err := cfg.Print(e.stdout); err != nil {
 		return err
 	}
-	if err := relay.Describe(cfg, e.stdout, time.Now()); err != nil {
+	if err := describe(cfg, e.stdout, time.Now()); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "# %s: OK, %d webhooks\n", *path, len(cfg.Webhooks))

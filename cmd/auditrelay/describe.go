@@ -1,7 +1,6 @@
-package relay
+package main
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -15,16 +14,12 @@ import (
 	"github.com/auditrelay/auditrelay/tlsconf"
 )
 
-// expirySoon is how close a client certificate's expiry must be for
-// `check` and the start-up log to warn about it.
-const expirySoon = 30 * 24 * time.Hour
-
-// Describe writes what `auditrelay check` shows a person at a glance: NATS,
+// describe writes what `auditrelay check` shows a person at a glance: NATS,
 // then per webhook its redacted URL, format, filter, auth kind, proxy, the
 // certificates of its trust stores and its client certificate with their
 // expiry (a warning under 30 days). It never writes a secret. Every store
 // problem is written with its key path and a suggestion, and returned.
-func Describe(cfg *config.Config, w io.Writer, now time.Time) error {
+func describe(cfg *config.Config, w io.Writer, now time.Time) error {
 	d := &describer{w: w, now: now}
 	d.line(0, "")
 	d.nats(&cfg.Auditrelay.NATS)
@@ -125,7 +120,7 @@ func (d *describer) webhook(wh *config.Webhook) {
 	d.field("proxy", "%s", proxyOf(wh))
 	d.trust(wh.WS.SSL.TrustManager.Stores)
 	d.client(wh.WS.SSL.KeyManager.Stores)
-	for _, l := range looseFlags(wh.WS.SSL.Loose) {
+	for _, l := range wh.WS.SSL.Loose.Flags() {
 		d.field("warning", "ssl.loose.%s weakens TLS verification", l)
 	}
 }
@@ -213,20 +208,6 @@ func proxyOf(wh *config.Webhook) string {
 	return s
 }
 
-func looseFlags(l config.Loose) []string {
-	var out []string
-	if l.AcceptAnyCertificate {
-		out = append(out, "acceptAnyCertificate")
-	}
-	if l.DisableHostnameVerification {
-		out = append(out, "disableHostnameVerification")
-	}
-	if l.DisableSNI {
-		out = append(out, "disableSNI")
-	}
-	return out
-}
-
 // trust writes each trust store with its certificates, or "system roots".
 func (d *describer) trust(stores []config.Store) {
 	if len(stores) == 0 {
@@ -241,7 +222,7 @@ func (d *describer) trust(stores []config.Store) {
 		}
 		d.field("trust", "%s %s", s.Type, storeName(s))
 		for _, c := range certs {
-			d.line(3, "%s", certLine(c, d.now))
+			d.line(3, "%s", tlsconf.CertLine(c, d.now))
 		}
 	}
 }
@@ -255,8 +236,8 @@ func (d *describer) client(stores []config.Store) {
 			continue
 		}
 		d.field("client", "%s %s", s.Type, storeName(s))
-		d.line(3, "%s", certLine(pair.Leaf, d.now))
-		if left := pair.Leaf.NotAfter.Sub(d.now); left < expirySoon {
+		d.line(3, "%s", tlsconf.CertLine(pair.Leaf, d.now))
+		if left := pair.Leaf.NotAfter.Sub(d.now); left < tlsconf.ExpirySoon {
 			d.field("warning", "client certificate %q expires in %d days: renew it", pair.Leaf.Subject.CommonName, int(left.Hours()/24))
 		}
 	}
@@ -267,12 +248,6 @@ func storeName(s config.Store) string {
 		return "inline data"
 	}
 	return s.Path
-}
-
-// certLine is a certificate's subject and expiry.
-func certLine(c *x509.Certificate, now time.Time) string {
-	days := int(c.NotAfter.Sub(now).Hours() / 24)
-	return fmt.Sprintf("%s, expires %s (%d days)", c.Subject, c.NotAfter.UTC().Format("2006-01-02"), days)
 }
 
 // problem writes a store problem with its key path and a suggestion.
@@ -305,48 +280,4 @@ func suggestion(err error) string {
 		}
 	}
 	return ""
-}
-
-// storeAttrs summarise a webhook's trust and client certificate for the
-// start-up log: subjects and expiry, never a password.
-func storeAttrs(wh *config.Webhook, now time.Time) []any {
-	trust := "system roots"
-	if stores := wh.WS.SSL.TrustManager.Stores; len(stores) > 0 {
-		_, certs, err := tlsconf.LoadTrust(stores)
-		trust = certsOrError(certs, err, now)
-	}
-	attrs := []any{"trust", trust}
-	if stores := wh.WS.SSL.KeyManager.Stores; len(stores) > 0 {
-		pair, err := tlsconf.LoadKeyPair(stores, now)
-		if err != nil {
-			return append(attrs, "client", err.Error())
-		}
-		attrs = append(attrs, "client", certLine(pair.Leaf, now))
-	}
-	if loose := looseFlags(wh.WS.SSL.Loose); len(loose) > 0 {
-		attrs = append(attrs, "weakened", strings.Join(loose, ","))
-	}
-	return attrs
-}
-
-func certsOrError(certs []*x509.Certificate, err error, now time.Time) string {
-	if err != nil {
-		return err.Error()
-	}
-	lines := make([]string, len(certs))
-	for i, c := range certs {
-		lines[i] = certLine(c, now)
-	}
-	return strings.Join(lines, "; ")
-}
-
-// clientExpiresSoon returns the client certificate's subject and days left
-// when it expires within expirySoon.
-func clientExpiresSoon(wh *config.Webhook, now time.Time) (string, int, bool) {
-	pair, err := tlsconf.LoadKeyPair(wh.WS.SSL.KeyManager.Stores, now)
-	if err != nil || pair == nil {
-		return "", 0, false
-	}
-	left := pair.Leaf.NotAfter.Sub(now)
-	return pair.Leaf.Subject.String(), int(left.Hours() / 24), left < expirySoon
 }

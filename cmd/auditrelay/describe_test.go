@@ -1,10 +1,9 @@
-package relay
+package main
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,14 +12,16 @@ import (
 	"github.com/auditrelay/auditrelay/tlsconf"
 )
 
-// testdata is a file of sink's TLS test material, as an absolute path.
-func testdata(t *testing.T, name string) string {
+// testdata is a file of the TLS test material, as an absolute path.
+func testdata(t *testing.T, name string) string { return tlsTestdata(t, name) }
+
+func parseConfig(t *testing.T, hocon string) *config.Config {
 	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "tlsconf", "testdata", name))
+	cfg, err := config.Parse([]byte(hocon), "")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("config: %v\n%s", err, hocon)
 	}
-	return p
+	return cfg
 }
 
 // describeSecrets are the secret values of describeConfig.
@@ -56,7 +57,7 @@ webhooks {
 func TestDescribe(t *testing.T) {
 	cfg := describeConfig(t, "changeit")
 	var out bytes.Buffer
-	if err := Describe(cfg, &out, time.Now()); err != nil {
+	if err := describe(cfg, &out, time.Now()); err != nil {
 		t.Fatalf("Describe: %v\n%s", err, out.String())
 	}
 	got := out.String()
@@ -95,7 +96,7 @@ func TestDescribeClientCertExpiringSoon(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := Describe(cfg, &out, pair.Leaf.NotAfter.Add(-10*24*time.Hour-time.Hour)); err != nil {
+	if err := describe(cfg, &out, pair.Leaf.NotAfter.Add(-10*24*time.Hour-time.Hour)); err != nil {
 		t.Fatalf("Describe: %v", err)
 	}
 	want := `warning   client certificate "auditrelay test client" expires in 10 days: renew it`
@@ -109,7 +110,7 @@ func TestDescribeClientCertExpiringSoon(t *testing.T) {
 func TestDescribeProblem(t *testing.T) {
 	cfg := describeConfig(t, "wrong-password-8")
 	var out bytes.Buffer
-	err := Describe(cfg, &out, time.Now())
+	err := describe(cfg, &out, time.Now())
 	if !errors.Is(err, tlsconf.ErrWrongPassword) {
 		t.Fatalf("Describe = %v, want ErrWrongPassword", err)
 	}
@@ -132,5 +133,37 @@ func assertNoSecret(t *testing.T, text string, secrets []string) {
 		if strings.Contains(text, s) {
 			t.Errorf("secret %q appears in:\n%s", s, text)
 		}
+	}
+}
+
+// TestDescribeIngestRecipes: `check` prints, for the listener, TheHive 3's
+// webhooks block, TheHive 4's endpoint and organisation PUT, TheHive 5's
+// URL, and names the hops; the credentials stay ****.
+func TestDescribeIngestRecipes(t *testing.T) {
+	cfg := parseConfig(t, `
+auditrelay.ingest { enabled = true, listen = "0.0.0.0:9465", auth { type = bearer, key = "ingest-key-1" } }
+webhooks.thehive.url = "http://127.0.0.1:9465/"
+notification.webhook.endpoints = [ { name = th4, url = "http://localhost:9465/x" } ]
+`)
+	var out strings.Builder
+	if err := describe(cfg, &out, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`webhooks { auditrelay { url = "http://127.0.0.1:9465/" } }`,
+		`notification.webhook.endpoints = [ { name = auditrelay, url = "http://127.0.0.1:9465/", version = 0, wsConfig {}, auth { type = bearer, key = "****" },`,
+		`PUT -H 'Content-Type: application/json' https://<thehive>/api/config/organisation/notification`,
+		`'{"value":[{"delegate":false,"trigger":{"name":"AnyEvent"},"notifier":{"name":"webhook","endpoint":"auditrelay"}}]}'`,
+		`whose endpoint has URL http://127.0.0.1:9465/, method POST, auth Bearer, token ****`,
+		`hop       thehive (webhooks.thehive) is this listener: not delivered to`,
+		`hop       th4 (notification.webhook.endpoints[0]) is this listener: not delivered to`,
+		`webhook th4 (the ingest hop: not delivered to)`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check output lacks %s\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "ingest-key-1") {
+		t.Error("check output shows the ingest key")
 	}
 }
