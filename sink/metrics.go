@@ -1,6 +1,8 @@
 package sink
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -60,11 +62,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // webhookMetrics are one webhook's series, resolved once so the hot path
 // does no label lookups.
 type webhookMetrics struct {
-	delivered, retried, deadLettered, filtered prometheus.Counter
-	duration, lag                              prometheus.Observer
-	pending, up                                prometheus.Gauge
-	attempts                                   *prometheus.CounterVec
-	codes                                      map[string]prometheus.Counter
+	delivered, deadLettered, filtered *tallied
+	retried                           prometheus.Counter
+	duration, lag                     prometheus.Observer
+	pending, up                       prometheus.Gauge
+	attempts                          *prometheus.CounterVec
+	codes                             map[string]prometheus.Counter
 }
 
 // forWebhook creates a webhook's series at 0 (SPEC §5: they exist from start).
@@ -73,10 +76,10 @@ func (m *Metrics) forWebhook(name string) *webhookMetrics {
 		m = NewMetrics(prometheus.NewRegistry())
 	}
 	w := &webhookMetrics{
-		delivered:    m.deliveries.WithLabelValues(name, OutcomeDelivered),
+		delivered:    &tallied{Counter: m.deliveries.WithLabelValues(name, OutcomeDelivered)},
 		retried:      m.deliveries.WithLabelValues(name, OutcomeRetried),
-		deadLettered: m.deliveries.WithLabelValues(name, OutcomeDeadLettered),
-		filtered:     m.deliveries.WithLabelValues(name, OutcomeFiltered),
+		deadLettered: &tallied{Counter: m.deliveries.WithLabelValues(name, OutcomeDeadLettered)},
+		filtered:     &tallied{Counter: m.deliveries.WithLabelValues(name, OutcomeFiltered)},
 		duration:     m.duration.WithLabelValues(name),
 		lag:          m.lag.WithLabelValues(name),
 		pending:      m.pending.WithLabelValues(name),
@@ -111,4 +114,26 @@ func (m *Metrics) Forget(name string) {
 	m.lag.DeleteLabelValues(name)
 	m.pending.DeleteLabelValues(name)
 	m.up.DeleteLabelValues(name)
+}
+
+// tallied is a counter that also keeps its count for the webhook itself:
+// replay and redrive report what they did from it (Webhook.Outcomes).
+type tallied struct {
+	prometheus.Counter
+	n atomic.Int64
+}
+
+func (t *tallied) Inc() { t.Counter.Inc(); t.n.Add(1) }
+
+func (t *tallied) Add(v float64) { t.Counter.Add(v); t.n.Add(int64(v)) }
+
+// Outcomes are the entries a webhook has finished since it was built.
+type Outcomes struct {
+	Delivered, DeadLettered, Filtered int
+}
+
+// Outcomes tells what the webhook has finished so far.
+func (w *Webhook) Outcomes() Outcomes {
+	return Outcomes{Delivered: int(w.m.delivered.n.Load()), DeadLettered: int(w.m.deadLettered.n.Load()),
+		Filtered: int(w.m.filtered.n.Load())}
 }

@@ -233,11 +233,11 @@ func (t *natsTool) redriveOne(ctx context.Context, wh config.Webhook) error {
 	}
 	defer rd.Close()
 	runErr := runFeed(ctx, w, rd, newProgress(t.err, wh.Name+": redriven"))
-	o, st := t.outcomes(wh.Name), rd.Stats()
+	o, st := w.Outcomes(), rd.Stats()
 	fmt.Fprintf(t.out, "%s: delivered %d, dead-lettered again %d, removed %d, kept %d\n", wh.Name,
-		o[sink.OutcomeDelivered], o[sink.OutcomeDeadLettered], st.Removed, st.Kept)
+		o.Delivered, o.DeadLettered, st.Removed, st.Kept)
 	errs := append([]error{runErr}, st.Errors...)
-	if n := o[sink.OutcomeDeadLettered]; n > 0 {
+	if n := o.DeadLettered; n > 0 {
 		errs = append(errs, fmt.Errorf("%d entries failed again and are stored as dead letters anew", n))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/auditrelay/auditrelay/audit"
 	"github.com/auditrelay/auditrelay/config"
@@ -90,7 +89,6 @@ type natsTool struct {
 	cfg     *config.Config
 	src     *audit.Source
 	log     *slog.Logger
-	reg     *prometheus.Registry
 	metrics *sink.Metrics
 	out     io.Writer
 	err     io.Writer
@@ -102,8 +100,7 @@ func newTool(ctx context.Context, cfg *config.Config, e *env) (*natsTool, error)
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	return &natsTool{cfg: cfg, src: src, log: log, reg: reg, metrics: sink.NewMetrics(reg), out: e.stdout, err: e.stderr}, nil
+	return &natsTool{cfg: cfg, src: src, log: log, metrics: sink.NewMetrics(prometheus.NewRegistry()), out: e.stdout, err: e.stderr}, nil
 }
 
 func (t *natsTool) close() { t.src.Close() }
@@ -185,9 +182,8 @@ func (t *natsTool) replay(ctx context.Context, wh config.Webhook, from audit.Rep
 	defer rp.Close()
 	p := newProgress(t.err, "replayed")
 	err = runFeed(ctx, w, rp, p)
-	o := t.outcomes(wh.Name)
-	fmt.Fprintf(t.out, "%s: replayed %d, filtered %d, dead-lettered %d", wh.Name,
-		o[sink.OutcomeDelivered], o[sink.OutcomeFiltered], o[sink.OutcomeDeadLettered])
+	o := w.Outcomes()
+	fmt.Fprintf(t.out, "%s: replayed %d, filtered %d, dead-lettered %d", wh.Name, o.Delivered, o.Filtered, o.DeadLettered)
 	if n := rp.Invalid(); n > 0 {
 		fmt.Fprintf(t.out, ", skipped %d invalid", n)
 	}
@@ -243,33 +239,4 @@ func runFeed(ctx context.Context, w *sink.Webhook, f oneOffFeed, p *progress) er
 			p.update(f.Finished())
 		}
 	}
-}
-
-// outcomes reads what the webhook's sink counted, by outcome.
-func (t *natsTool) outcomes(name string) map[string]int {
-	out := map[string]int{}
-	mfs, err := t.reg.Gather()
-	if err != nil {
-		return out
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "auditrelay_deliveries_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if metricLabel(m, "webhook") == name {
-				out[metricLabel(m, "outcome")] = int(m.GetCounter().GetValue())
-			}
-		}
-	}
-	return out
-}
-
-func metricLabel(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
 }
