@@ -26,11 +26,7 @@ func TestDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	active := make(chan struct{}, 1)
-	s.OnConnState(func(_ net.Conn, st http.ConnState) {
-		if st == http.StateActive {
-			active <- struct{}{}
-		}
-	})
+	s.OnHandle(func() { active <- struct{}{} })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -48,7 +44,7 @@ func TestDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-active: // the head is read: the request is in the handler
+	case <-active: // the request is in the handler, reading its body
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request never became active")
 	}
