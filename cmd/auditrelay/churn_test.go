@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/auditrelay/auditrelay/internal/natstest"
+)
+
+// flaky is an endpoint that answers 503 to every tenth request and
+// records the others (those delivered) like orderRecorder.
+type flaky struct {
+	*orderRecorder
+	mu      sync.Mutex
+	n       int
+	refused int
+}
+
+func newFlaky(t *testing.T) *flaky {
+	f := &flaky{orderRecorder: &orderRecorder{got: map[string][]arrival{}}}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		m := entryFields.FindSubmatch(body)
+		if m == nil {
+			http.Error(w, "not a test entry", http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.n++
+		fail := f.n%10 == 0
+		if fail {
+			f.refused++
+		}
+		f.mu.Unlock()
+		if fail {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		f.orderRecorder.mu.Lock()
+		f.got[r.URL.Path] = append(f.got[r.URL.Path], arrival{entry: n, root: string(m[2]), id: r.Header.Get("webhook-id"), at: time.Now()})
+		f.orderRecorder.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *flaky) refusals() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refused
+}
+
+// TestTwoReplicasNATSRestartWithFailures: two replicas deliver an ordered
+// webhook whose endpoint refuses one request in ten; the NATS server is
+// restarted mid-stream, which forgets the pin. Every entry is delivered,
+// and entries first reach the webhook in order per rootId: the replica
+// that held entries lets them go before any replica delivers later
+// entries of their keys.
+func TestTwoReplicasNATSRestartWithFailures(t *testing.T) {
+	dir := t.TempDir()
+	srv := natstest.StartAt(t, -1, dir)
+	port := natstest.Port(srv)
+	_, js := natstest.Connect(t, srv)
+	f := newFlaky(t)
+	webhooks := fmt.Sprintf(`webhooks.a { url = "%s/a", delivery { maxInFlight = 8, retry { initialBackoff = 100ms, maxBackoff = 2s, maxAttempts = 1000 } } }`, f.URL)
+	var reps []*sidecar
+	for range 2 {
+		admin := freeAddr(t)
+		reps = append(reps, startSidecar(t, writeConfigURL(t, srv.ClientURL(), admin, "", webhooks), admin))
+	}
+	all := entries(4000)
+	publishAll(t, js, all[:2000])
+	waitUntil(t, 60*time.Second, "some deliveries to a", func() bool { return f.unique("/a") >= 500 })
+	if f.unique("/a") == 2000 {
+		t.Fatal("everything was delivered before the restart; the test proves nothing")
+	}
+	t.Logf("restarting NATS with %d of %d entries at a, %d refused", f.unique("/a"), len(all), f.refusals())
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	srv = natstest.StartAt(t, port, dir)
+	_, js = natstest.Connect(t, srv)
+	publishAll(t, js, all[2000:])
+	waitUntil(t, 180*time.Second, "every entry at a", func() bool { return f.unique("/a") == len(all) })
+	f.checkOrder(t, "/a")
+	t.Logf("duplicates: %d; refused %d", f.check(t, "/a"), f.refusals())
+	_ = reps
+}
+
+// roots are the rootIds of entries(n).
+func roots() []string {
+	out := make([]string, 50)
+	for i := range out {
+		out[i] = fmt.Sprintf("r%d", i)
+	}
+	return out
+}
+
+// TestFullSchedulerKeepsPin: the replica delivering an ordered webhook
+// has its scheduler full, its endpoint refusing everything, for longer
+// than PinnedTTL, while the consumer lets the server hand it more than
+// the scheduler holds (the second replica's configuration raised the
+// consumer's MaxAckPending, as in a rolling reload). It keeps its pin
+// throughout: the other replica never becomes active, and once the
+// endpoint is back every entry arrives once.
+func TestFullSchedulerKeepsPin(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	g := newGate(t)
+	retry := `retry { initialBackoff = 200ms, maxBackoff = 1s, maxAttempts = 100000, maxAge = 1h }`
+	var reps []*sidecar
+	admin := freeAddr(t)
+	reps = append(reps, startSidecar(t, writeConfigURL(t, srv.ClientURL(), admin, "",
+		fmt.Sprintf(`webhooks.a { url = "%s/a", delivery { %s } }`, g.URL, retry)), admin))
+	all := entries(1001)
+	publishAll(t, js, all[:1])
+	waitUntil(t, 20*time.Second, "the first replica active", func() bool {
+		return g.unique("/a") == 1 && onlyActive(t, reps, "a") == 0
+	})
+	// The second replica holds more in flight: its consumer settings let
+	// the server hand out more than the first replica's scheduler holds.
+	admin = freeAddr(t)
+	reps = append(reps, startSidecar(t, writeConfigURL(t, srv.ClientURL(), admin, "",
+		fmt.Sprintf(`webhooks.a { url = "%s/a", delivery { maxInFlight = 100, %s } }`, g.URL, retry)), admin))
+	g.mu.Lock()
+	for _, r := range roots() {
+		g.failing[r] = true
+	}
+	g.mu.Unlock()
+	publishAll(t, js, all[1:])
+	// More handed out than the first replica's scheduler holds (256).
+	waitUntil(t, 20*time.Second, "the scheduler full of refused entries", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := js.Consumer(ctx, "THEHIVE_AUDIT", "auditrelay-a")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumAckPending > 256
+	})
+	// Longer than PinnedTTL (25 s) with the scheduler full: the role is
+	// looked at all along.
+	for end := time.Now().Add(35 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if got := activeOf(t, reps, "a"); got[0] != 1 || got[1] != 0 {
+			t.Fatalf("active per replica %v while the first replica's scheduler is full; want [1 0]", got)
+		}
+	}
+	for _, r := range roots() {
+		g.open(r)
+	}
+	waitUntil(t, 120*time.Second, "every entry", func() bool { return g.unique("/a") == len(all) })
+	waitSettled(t, js, len(all), "auditrelay-a")
+	if dups := g.check(t, "/a"); dups != 0 {
+		t.Errorf("%d entries delivered twice", dups)
+	}
+	g.checkOrder(t, "/a")
+	if got := activeOf(t, reps, "a"); got[0] != 1 || got[1] != 0 {
+		t.Errorf("active per replica %v at the end; want [1 0]", got)
+	}
+}
