@@ -67,6 +67,9 @@ type Feed struct {
 	// handed back: what this replica holds.
 	own   ownSet
 	unpin func(context.Context) error // see Release
+	// lost is set when a renewal (keepPin) was answered that the pin is
+	// gone; the next receive reports ErrPinLost.
+	lost atomic.Bool
 }
 
 // FeedOptions shape a webhook's consumer.
@@ -116,6 +119,9 @@ func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer i
 	}
 	if f.it, err = f.pull(); err != nil {
 		return nil, err
+	}
+	if f.pinned {
+		go f.keepPin()
 	}
 	return f, nil
 }
@@ -199,6 +205,9 @@ func (f *Feed) Next() (*Message, error) {
 		case err != nil:
 			// Not a JetStream message (no metadata): nothing to deliver or ack.
 			f.log.Warn("passing over a message", "consumer", f.name, "err", err)
+		case f.own.wasDone(m.Seq):
+			// A stale copy of an entry already acknowledged.
+			_ = p.msg.Ack()
 		default:
 			m.Received = p.at
 			m.msg = f.own.track(m.Seq, p.msg)
@@ -260,6 +269,17 @@ func (f *Feed) receive() (jetstream.Msg, error) {
 	retry := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		msg, err := f.iter().Next()
+		if f.pinned && f.lost.Swap(false) {
+			// A renewal found the pin gone: what this subscription still
+			// buffers was pulled under it. keepPin stopped it; a message
+			// that still came is handed back for the new pinned client.
+			if err == nil {
+				_ = msg.NakWithDelay(0)
+			}
+			f.pin.Store("")
+			f.log.Warn("no longer the pinned client: handing back what this replica holds", "consumer", f.name)
+			return nil, ErrPinLost
+		}
 		if err == nil {
 			return msg, nil
 		}
