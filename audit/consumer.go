@@ -183,6 +183,10 @@ func setStart(cc *jetstream.ConsumerConfig, st config.Start) {
 	}
 }
 
+// HandsBack reports that an entry handed back (NakWithDelay) comes again:
+// the scheduler may send an entry back to wait in JetStream.
+func (f *Feed) HandsBack() bool { return true }
+
 // Name is the consumer's name.
 func (f *Feed) Name() string { return f.name }
 

@@ -167,3 +167,42 @@ func TestFullSchedulerKeepsPin(t *testing.T) {
 		t.Errorf("active per replica %v at the end; want [1 0]", got)
 	}
 }
+
+// TestOneKeyFailingOthersFlow: one key (r0) fails for 20 s with 500
+// entries of it at the head of the stream; the 1,000 entries of the other
+// keys after them are all delivered while r0 is still failing, and once
+// it recovers r0's entries follow, every key in order.
+func TestOneKeyFailingOthersFlow(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	g := newGate(t, "r0")
+	admin := freeAddr(t)
+	file := writeConfigURL(t, srv.ClientURL(), admin, "", fmt.Sprintf(
+		`webhooks.a { url = "%s/a", delivery.retry { initialBackoff = 200ms, maxBackoff = 1s, maxAttempts = 100000, maxAge = 1h } }`, g.URL))
+	startSidecar(t, file, admin)
+	var all []string
+	for i := range 1500 {
+		root := 0
+		if i >= 500 {
+			root = 1 + i%49
+		}
+		all = append(all, fmt.Sprintf(`{"operation":"Update","objectType":"case_task","objectId":"t%d","rootId":"r%d","startDate":%d}`, i, root, 1700000000000+i))
+	}
+	failing := time.Now()
+	publishAll(t, js, all)
+	waitUntil(t, 60*time.Second, "every entry of the other keys while r0 fails", func() bool {
+		return g.unique("/a") == 1000
+	})
+	if g.refusals("r0") == 0 {
+		t.Fatal("r0 was never attempted; the test proves nothing")
+	}
+	t.Logf("other keys delivered %v after publishing, r0 refused %d times", time.Since(failing).Round(100*time.Millisecond), g.refusals("r0"))
+	waitUntil(t, 30*time.Second, "r0 failing for 20 s", func() bool { return time.Since(failing) >= 20*time.Second })
+	g.open("r0")
+	waitUntil(t, 120*time.Second, "every entry", func() bool { return g.unique("/a") == len(all) })
+	waitSettled(t, js, len(all), "auditrelay-a")
+	g.checkOrder(t, "/a")
+	if dups := g.check(t, "/a"); dups != 0 {
+		t.Errorf("%d entries delivered twice", dups)
+	}
+}
