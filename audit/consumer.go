@@ -63,6 +63,9 @@ type Feed struct {
 	// gathered are the entries sorted at a takeover, handed out first;
 	// only next's caller touches them.
 	gathered []pulled
+	// lastFirst is the last stream sequence this pinned feed received for
+	// the first time under its pin; only next's caller touches it.
+	lastFirst uint64
 	// own is what this feed handed out and is not yet acknowledged or
 	// handed back: what this replica holds.
 	own   ownSet
@@ -244,13 +247,48 @@ func (f *Feed) next() (pulled, error) {
 			return pulled{}, err
 		}
 		p := pulled{msg: msg, at: time.Now()}
-		if !f.notePin(msg) && !f.firstUnpinned() {
+		repinned := f.notePin(msg)
+		if repinned {
+			f.lastFirst = 0
+		}
+		gap := !repinned && f.sawGap(msg)
+		if !repinned && !gap && !f.firstUnpinned() {
 			return p, nil
 		}
+		if gap {
+			f.log.Warn("entries missing from the pull (the client dropped them); gathering until they come again",
+				"consumer", f.name, "after", f.lastFirst)
+		}
 		if f.gathered, err = f.gatherTakeover(p); err != nil {
+			f.lastFirst = 0
 			return pulled{}, err
 		}
+		for _, g := range f.gathered {
+			f.sawGap(g.msg)
+		}
 	}
+}
+
+// sawGap tells whether msg, delivered for the first time to this pinned
+// feed, skips entries: the server hands a pinned client new entries in
+// stream order, so the skipped ones were delivered and lost on the way
+// (nats.go drops what overflows its pull buffer, which a reconnect or a
+// moved pin can cause). They come again once their ack deadline expires,
+// after later entries of their keys: a gathering waits for them. An
+// entry no longer in the stream also leaves a gap; the gathering then
+// finds nothing held elsewhere and ends at once.
+func (f *Feed) sawGap(msg jetstream.Msg) bool {
+	if !f.pinned {
+		return false
+	}
+	md, err := msg.Metadata()
+	if err != nil || md.NumDelivered != 1 {
+		return false
+	}
+	seq := md.Sequence.Stream
+	gap := f.lastFirst != 0 && seq > f.lastFirst+1
+	f.lastFirst = max(f.lastFirst, seq)
+	return gap
 }
 
 // firstUnpinned reports, once, that an ordered feed without pinning (a
@@ -281,6 +319,7 @@ func (f *Feed) receive() (jetstream.Msg, error) {
 				_ = msg.NakWithDelay(0)
 			}
 			f.pin.Store("")
+			f.lastFirst = 0
 			f.log.Warn("no longer the pinned client: handing back what this replica holds", "consumer", f.name)
 			return nil, ErrPinLost
 		}
