@@ -71,8 +71,11 @@ type Feed struct {
 	own   ownSet
 	unpin func(context.Context) error // see Release
 	// lost is set when a renewal (keepPin) was answered that the pin is
-	// gone; the next receive reports ErrPinLost.
-	lost atomic.Bool
+	// gone; the next receive reports ErrPinLost. lostCh says so at once to
+	// a caller busy elsewhere (PinLost); lostMu keeps the two together.
+	lost   bool
+	lostCh chan struct{}
+	lostMu sync.Mutex
 }
 
 // FeedOptions shape a webhook's consumer.
@@ -114,7 +117,7 @@ func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer i
 		return nil, err
 	}
 	f := &Feed{name: cc.Durable, src: s, cc: cc, cons: cons, buffer: min(buffer, 256), max: s.cfg.MaxEntryBytes,
-		log: s.log, cache: &s.cache, stopped: make(chan struct{})}
+		log: s.log, cache: &s.cache, stopped: make(chan struct{}), lostCh: make(chan struct{}, 1)}
 	f.noteInfo(cons.CachedInfo())
 	f.pinned, f.unpin = isPinned(cons.CachedInfo().Config), s.unpinner(cc.Durable)
 	if isPinned(cc) && !f.pinned {
@@ -311,7 +314,7 @@ func (f *Feed) receive() (jetstream.Msg, error) {
 	retry := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		msg, err := f.iter().Next()
-		if f.pinned && f.lost.Swap(false) {
+		if f.pinned && f.takeLost() {
 			// A renewal found the pin gone: what this subscription still
 			// buffers was pulled under it. keepPin stopped it; a message
 			// that still came is handed back for the new pinned client.

@@ -74,10 +74,39 @@ func (f *Feed) keepPin() {
 		if err != nil || resp.Header.Get("Status") != "423" || f.pinID() != id || f.closing.Load() {
 			continue
 		}
-		f.lost.Store(true)
+		f.noteLost()
 		f.iter().Stop()
 	}
 }
+
+// noteLost records that a renewal found the pin gone.
+func (f *Feed) noteLost() {
+	f.lostMu.Lock()
+	defer f.lostMu.Unlock()
+	f.lost = true
+	select {
+	case f.lostCh <- struct{}{}:
+	default:
+	}
+}
+
+// takeLost reports, once, that a renewal found the pin gone.
+func (f *Feed) takeLost() bool {
+	f.lostMu.Lock()
+	defer f.lostMu.Unlock()
+	lost := f.lost
+	f.lost = false
+	select {
+	case <-f.lostCh:
+	default:
+	}
+	return lost
+}
+
+// PinLost is signalled when a renewal finds that this replica lost its pin,
+// for a caller that is not calling Next (its scheduler is full): it hands
+// back the entry it has in hand, and the next Next returns ErrPinLost.
+func (f *Feed) PinLost() <-chan struct{} { return f.lostCh }
 
 // Role is what this replica does for a consumer.
 type Role string

@@ -406,11 +406,16 @@ func (s *scheduler) dispatch(soft, hard context.Context) {
 
 // pump reads the feed in its own goroutine; a blocked send on in is the
 // back-pressure that stops pulling when enough entries are held. A lost
-// pin is passed on lost, in order with the entries.
+// pin is passed on lost, in order with the entries; a feed that can say
+// so while the pump waits on a full scheduler (PinLost) ends that wait.
 func pump(feed Feed) (<-chan *audit.Message, <-chan struct{}, <-chan struct{}) {
 	in := make(chan *audit.Message)
 	lost := make(chan struct{})
 	ended := make(chan struct{})
+	var pinLost <-chan struct{}
+	if pl, ok := feed.(interface{ PinLost() <-chan struct{} }); ok {
+		pinLost = pl.PinLost()
+	}
 	go func() {
 		defer close(ended)
 		for {
@@ -422,7 +427,14 @@ func pump(feed Feed) (<-chan *audit.Message, <-chan struct{}, <-chan struct{}) {
 			if err != nil {
 				return
 			}
-			in <- m
+			select {
+			case in <- m:
+			case <-pinLost:
+				// The scheduler is full and the pin moved: m goes back
+				// for the new pinned replica, and the next Next reports
+				// the loss, in order with the entries.
+				_ = m.NakWithDelay(0)
+			}
 		}
 	}()
 	return in, lost, ended

@@ -206,3 +206,83 @@ func TestOneKeyFailingOthersFlow(t *testing.T) {
 		t.Errorf("%d entries delivered twice", dups)
 	}
 }
+
+// TestFullReplicaLetsGoAfterNATSRestart: the replica delivering an
+// ordered webhook has its scheduler full, its endpoint refusing
+// everything, when the NATS server restarts and the pin goes to the other
+// replica (the full one is not pulling). The full replica learns it from
+// its pin renewal and hands back what it holds, although its scheduler
+// never gets room: the new pinned replica, which waits for that, starts
+// delivering while the endpoint still refuses. Each replica has its own
+// path, so the endpoint tells them apart.
+func TestFullReplicaLetsGoAfterNATSRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv := natstest.StartAt(t, -1, dir)
+	port := natstest.Port(srv)
+	_, js := natstest.Connect(t, srv)
+	g := newGate(t)
+	retry := `retry { initialBackoff = 200ms, maxBackoff = 1s, maxAttempts = 100000, maxAge = 1h }`
+	var reps []*sidecar
+	for i := range 2 {
+		admin := freeAddr(t)
+		reps = append(reps, startSidecar(t, writeConfigURL(t, srv.ClientURL(), admin, "",
+			fmt.Sprintf(`webhooks.a { url = "%s/a%d", delivery { %s } }`, g.URL, i, retry)), admin))
+	}
+	all := entries(1001)
+	publishAll(t, js, all[:1])
+	waitUntil(t, 20*time.Second, "one replica active", func() bool {
+		return g.unique("/a0")+g.unique("/a1") == 1 && onlyActive(t, reps, "a") >= 0
+	})
+	first := onlyActive(t, reps, "a")
+	other := fmt.Sprintf("/a%d", 1-first)
+	g.mu.Lock()
+	for _, r := range roots() {
+		g.failing[r] = true
+	}
+	g.mu.Unlock()
+	publishAll(t, js, all[1:])
+	waitUntil(t, 20*time.Second, "the active replica's scheduler full", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := js.Consumer(ctx, "THEHIVE_AUDIT", "auditrelay-a")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumAckPending > 256
+	})
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	srv = natstest.StartAt(t, port, dir)
+	_, js = natstest.Connect(t, srv)
+	waitUntil(t, 60*time.Second, "the other replica active", func() bool { return onlyActive(t, reps, "a") == 1-first })
+	// The new pinned replica attempts entries only once the full one let
+	// go of them: its path sees requests while the endpoint still refuses.
+	var otherTried bool
+	g.mu.Lock()
+	g.onRefuse = func(path string) {
+		if path == other {
+			otherTried = true
+		}
+	}
+	g.mu.Unlock()
+	waitUntil(t, 60*time.Second, "the new pinned replica attempting entries", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return otherTried
+	})
+	for _, r := range roots() {
+		g.open(r)
+	}
+	waitUntil(t, 120*time.Second, "every entry", func() bool { return g.unique("/a0")+g.unique("/a1") >= len(all) })
+	merged := map[int]bool{}
+	for _, p := range []string{"/a0", "/a1"} {
+		for _, a := range g.arrivals(p) {
+			merged[a.entry] = true
+		}
+	}
+	if len(merged) != len(all) {
+		t.Errorf("%d different entries delivered, want %d", len(merged), len(all))
+	}
+	g.checkOrder(t, other)
+}
