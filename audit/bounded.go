@@ -13,8 +13,10 @@ import (
 
 // oneOffInactive is how long the server keeps a one-off consumer (replay,
 // dead-letter list and redrive) that nobody reads: a tool that dies leaves
-// nothing behind for long.
-const oneOffInactive = time.Minute
+// nothing behind for long. A tool that lives but stops reading for longer
+// (its endpoint down) creates the consumer again (recoverRead). A var for
+// the tests.
+var oneOffInactive = time.Minute
 
 // bounded reads an ephemeral consumer up to the last message its stream
 // held when the read began, and knows when everything it handed out is
@@ -29,6 +31,13 @@ type bounded struct {
 	it   jetstream.MessagesContext
 	end  uint64 // last stream sequence to hand out
 	log  *slog.Logger
+	// To create the consumer again when the server deleted it: a reader
+	// that stops reading (its endpoint down) outlasts oneOffInactive.
+	js     jetstream.JetStream
+	stream string
+	cc     jetstream.ConsumerConfig
+	buffer int
+	last   uint64 // last stream sequence next returned; only next touches it
 
 	mu      sync.Mutex
 	open    map[uint64]struct{} // handed out, not yet done
@@ -53,16 +62,80 @@ func (s *Source) bounded(ctx context.Context, stream string, cc jetstream.Consum
 		return nil, fmt.Errorf("create consumer on %s: %w", stream, err)
 	}
 	b := &bounded{name: cons.CachedInfo().Name, cons: cons, end: st.CachedInfo().State.LastSeq, log: s.log,
+		js: s.js, stream: stream, cc: cc, buffer: min(max(buffer, 1), 1024),
 		open: map[uint64]struct{}{}, fin: make(chan struct{})}
 	if b.end == 0 || cons.CachedInfo().NumPending == 0 || cc.OptStartSeq > b.end {
 		b.reached, b.ended = true, true
 		close(b.fin)
 		return b, nil
 	}
-	if b.it, err = cons.Messages(jetstream.PullMaxMessages(min(max(buffer, 1), 1024))); err != nil {
-		return nil, fmt.Errorf("pull from consumer on %s: %w", stream, err)
+	if b.it, err = b.pull(cons); err != nil {
+		return nil, err
 	}
 	return b, nil
+}
+
+// pull reads cons. A missing heartbeat is reported rather than ridden out:
+// the server may have deleted the consumer meanwhile, which the read would
+// never learn. Short pull requests make that known within 2 × pullExpiry.
+func (b *bounded) pull(cons jetstream.Consumer) (jetstream.MessagesContext, error) {
+	it, err := cons.Messages(jetstream.PullMaxMessages(b.buffer), jetstream.PullExpiry(pullExpiry),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
+	if err != nil {
+		return nil, fmt.Errorf("pull from consumer on %s: %w", b.stream, err)
+	}
+	return it, nil
+}
+
+// recoverRead is called when the read ended or went silent without a
+// stop: when the server deleted the consumer (nobody read it for
+// oneOffInactive while the reader's endpoint was down), it is created
+// again, starting right after the last message read, and the read goes
+// on. It reports whether it did; false with a nil error: the consumer is
+// still there.
+func (b *bounded) recoverRead() (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := b.js.Consumer(ctx, b.stream, b.currentName())
+	if err == nil {
+		return false, nil
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return false, err
+	}
+	cc := b.cc
+	cc.DeliverPolicy, cc.OptStartSeq, cc.OptStartTime = jetstream.DeliverByStartSequencePolicy, b.last+1, nil
+	cons, err := b.js.CreateConsumer(ctx, b.stream, cc)
+	if err != nil {
+		return false, fmt.Errorf("create again: %w", err)
+	}
+	it, err := b.pull(cons)
+	if err != nil {
+		return false, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closing {
+		it.Stop()
+		return false, ErrClosed
+	}
+	b.it.Stop()
+	b.log.Info("one-off consumer was deleted by the server while nothing read it; created again", "consumer", b.name,
+		"new", cons.CachedInfo().Name, "resumeAt", b.last+1)
+	b.name, b.cons, b.it = cons.CachedInfo().Name, cons, it
+	return true, nil
+}
+
+func (b *bounded) iter() jetstream.MessagesContext {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.it
+}
+
+func (b *bounded) currentName() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.name
 }
 
 // next returns the next message up to the end, or ErrClosed. The caller
@@ -72,16 +145,26 @@ func (b *bounded) next() (jetstream.Msg, *jetstream.MsgMetadata, error) {
 		if b.isReached() {
 			return nil, nil, ErrClosed
 		}
-		msg, err := b.it.Next()
+		msg, err := b.iter().Next()
 		if err != nil {
 			if b.isClosing() {
 				return nil, nil, ErrClosed
 			}
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				b.fail(fmt.Errorf("consumer %s: subscription ended: %w", b.name, err))
-				return nil, nil, ErrClosed
+			ended := errors.Is(err, jetstream.ErrMsgIteratorClosed)
+			if ended || errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				again, rerr := b.recoverRead()
+				switch {
+				case again:
+					continue
+				case errors.Is(rerr, ErrClosed):
+					return nil, nil, ErrClosed
+				case ended:
+					b.fail(fmt.Errorf("consumer %s: subscription ended: %w", b.currentName(), errors.Join(err, rerr)))
+					return nil, nil, ErrClosed
+				}
+				err = errors.Join(err, rerr)
 			}
-			b.log.Warn("pulling from consumer", "consumer", b.name, "err", err)
+			b.log.Warn("pulling from consumer", "consumer", b.currentName(), "err", err)
 			continue
 		}
 		md, err := msg.Metadata()
@@ -89,10 +172,14 @@ func (b *bounded) next() (jetstream.Msg, *jetstream.MsgMetadata, error) {
 			b.fail(fmt.Errorf("consumer %s: message metadata: %w", b.name, err))
 			return nil, nil, ErrClosed
 		}
+		if md.Sequence.Stream <= b.last {
+			continue // read before the consumer was created again
+		}
 		if md.Sequence.Stream > b.end {
 			b.passed(md.Sequence.Stream, 0)
 			continue
 		}
+		b.last = md.Sequence.Stream
 		return msg, md, nil
 	}
 }
@@ -205,7 +292,7 @@ func (b *bounded) close(js jetstream.JetStream, stream string) {
 	b.stop(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := js.DeleteConsumer(ctx, stream, b.name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := js.DeleteConsumer(ctx, stream, b.currentName()); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		b.log.Warn("consumer not deleted; the server removes it once inactive", "consumer", b.name, "err", err)
 	}
 }

@@ -63,10 +63,19 @@ type Feed struct {
 	// gathered are the entries sorted at a takeover, handed out first;
 	// only next's caller touches them.
 	gathered []pulled
+	// lastFirst is the last stream sequence this pinned feed received for
+	// the first time under its pin; only next's caller touches it.
+	lastFirst uint64
 	// own is what this feed handed out and is not yet acknowledged or
 	// handed back: what this replica holds.
 	own   ownSet
 	unpin func(context.Context) error // see Release
+	// lost is set when a renewal (keepPin) was answered that the pin is
+	// gone; the next receive reports ErrPinLost. lostCh says so at once to
+	// a caller busy elsewhere (PinLost); lostMu keeps the two together.
+	lost   bool
+	lostCh chan struct{}
+	lostMu sync.Mutex
 }
 
 // FeedOptions shape a webhook's consumer.
@@ -108,7 +117,7 @@ func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer i
 		return nil, err
 	}
 	f := &Feed{name: cc.Durable, src: s, cc: cc, cons: cons, buffer: min(buffer, 256), max: s.cfg.MaxEntryBytes,
-		log: s.log, cache: &s.cache, stopped: make(chan struct{})}
+		log: s.log, cache: &s.cache, stopped: make(chan struct{}), lostCh: make(chan struct{}, 1)}
 	f.noteInfo(cons.CachedInfo())
 	f.pinned, f.unpin = isPinned(cons.CachedInfo().Config), s.unpinner(cc.Durable)
 	if isPinned(cc) && !f.pinned {
@@ -116,6 +125,9 @@ func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer i
 	}
 	if f.it, err = f.pull(); err != nil {
 		return nil, err
+	}
+	if f.pinned {
+		go f.keepPin()
 	}
 	return f, nil
 }
@@ -177,6 +189,10 @@ func setStart(cc *jetstream.ConsumerConfig, st config.Start) {
 	}
 }
 
+// HandsBack reports that an entry handed back (NakWithDelay) comes again:
+// the scheduler may send an entry back to wait in JetStream.
+func (f *Feed) HandsBack() bool { return true }
+
 // Name is the consumer's name.
 func (f *Feed) Name() string { return f.name }
 
@@ -199,6 +215,9 @@ func (f *Feed) Next() (*Message, error) {
 		case err != nil:
 			// Not a JetStream message (no metadata): nothing to deliver or ack.
 			f.log.Warn("passing over a message", "consumer", f.name, "err", err)
+		case f.own.wasDone(m.Seq):
+			// A stale copy of an entry already acknowledged.
+			_ = p.msg.Ack()
 		default:
 			m.Received = p.at
 			m.msg = f.own.track(m.Seq, p.msg)
@@ -231,13 +250,48 @@ func (f *Feed) next() (pulled, error) {
 			return pulled{}, err
 		}
 		p := pulled{msg: msg, at: time.Now()}
-		if !f.notePin(msg) && !f.firstUnpinned() {
+		repinned := f.notePin(msg)
+		if repinned {
+			f.lastFirst = 0
+		}
+		gap := !repinned && f.sawGap(msg)
+		if !repinned && !gap && !f.firstUnpinned() {
 			return p, nil
 		}
+		if gap {
+			f.log.Warn("entries missing from the pull (the client dropped them); gathering until they come again",
+				"consumer", f.name, "after", f.lastFirst)
+		}
 		if f.gathered, err = f.gatherTakeover(p); err != nil {
+			f.lastFirst = 0
 			return pulled{}, err
 		}
+		for _, g := range f.gathered {
+			f.sawGap(g.msg)
+		}
 	}
+}
+
+// sawGap tells whether msg, delivered for the first time to this pinned
+// feed, skips entries: the server hands a pinned client new entries in
+// stream order, so the skipped ones were delivered and lost on the way
+// (nats.go drops what overflows its pull buffer, which a reconnect or a
+// moved pin can cause). They come again once their ack deadline expires,
+// after later entries of their keys: a gathering waits for them. An
+// entry no longer in the stream also leaves a gap; the gathering then
+// finds nothing held elsewhere and ends at once.
+func (f *Feed) sawGap(msg jetstream.Msg) bool {
+	if !f.pinned {
+		return false
+	}
+	md, err := msg.Metadata()
+	if err != nil || md.NumDelivered != 1 {
+		return false
+	}
+	seq := md.Sequence.Stream
+	gap := f.lastFirst != 0 && seq > f.lastFirst+1
+	f.lastFirst = max(f.lastFirst, seq)
+	return gap
 }
 
 // firstUnpinned reports, once, that an ordered feed without pinning (a
@@ -260,6 +314,18 @@ func (f *Feed) receive() (jetstream.Msg, error) {
 	retry := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		msg, err := f.iter().Next()
+		if f.pinned && f.takeLost() {
+			// A renewal found the pin gone: what this subscription still
+			// buffers was pulled under it. keepPin stopped it; a message
+			// that still came is handed back for the new pinned client.
+			if err == nil {
+				_ = msg.NakWithDelay(0)
+			}
+			f.pin.Store("")
+			f.lastFirst = 0
+			f.log.Warn("no longer the pinned client: handing back what this replica holds", "consumer", f.name)
+			return nil, ErrPinLost
+		}
 		if err == nil {
 			return msg, nil
 		}

@@ -3,6 +3,7 @@ package audit
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -34,6 +35,78 @@ const pullExpiry = 5 * time.Second
 // before any later entry, which keeps per-key order, and all within
 // 30 seconds of the crash (SPEC §4).
 const PinnedTTL = AckWait + pullExpiry
+
+// renewal is a pull request that renews the pin and can take no entry:
+// no entry fits in one byte, and it does not wait.
+type renewal struct {
+	Batch    int    `json:"batch"`
+	MaxBytes int    `json:"max_bytes"`
+	NoWait   bool   `json:"no_wait"`
+	Group    string `json:"group"`
+	ID       string `json:"id"`
+}
+
+// keepPin renews this replica's pin every pullExpiry for as long as the
+// feed runs. The server renews a client's pin on each pull request it
+// sends with its pin id, and nats.go sends those only inside Next: a
+// caller that stops asking for entries while its scheduler is full would
+// otherwise lose the pin after PinnedTTL, and another replica would
+// deliver the same keys. The renewal asks for at most one byte without
+// waiting, so it never takes an entry. An answer that the pin is gone
+// (423) ends the subscription, dropping what it buffered under the old
+// pin, and the next Next reports ErrPinLost.
+func (f *Feed) keepPin() {
+	t := time.NewTicker(pullExpiry)
+	defer t.Stop()
+	subject := "$JS.API.CONSUMER.MSG.NEXT." + f.src.cfg.Stream.Name + "." + f.name
+	for {
+		select {
+		case <-f.stopped:
+			return
+		case <-t.C:
+		}
+		id := f.pinID()
+		if id == "" {
+			continue
+		}
+		body, _ := json.Marshal(renewal{Batch: 1, MaxBytes: 1, NoWait: true, Group: PriorityGroup, ID: id})
+		resp, err := f.src.nc.Request(subject, body, 2*time.Second)
+		if err != nil || resp.Header.Get("Status") != "423" || f.pinID() != id || f.closing.Load() {
+			continue
+		}
+		f.noteLost()
+		f.iter().Stop()
+	}
+}
+
+// noteLost records that a renewal found the pin gone.
+func (f *Feed) noteLost() {
+	f.lostMu.Lock()
+	defer f.lostMu.Unlock()
+	f.lost = true
+	select {
+	case f.lostCh <- struct{}{}:
+	default:
+	}
+}
+
+// takeLost reports, once, that a renewal found the pin gone.
+func (f *Feed) takeLost() bool {
+	f.lostMu.Lock()
+	defer f.lostMu.Unlock()
+	lost := f.lost
+	f.lost = false
+	select {
+	case <-f.lostCh:
+	default:
+	}
+	return lost
+}
+
+// PinLost is signalled when a renewal finds that this replica lost its pin,
+// for a caller that is not calling Next (its scheduler is full): it hands
+// back the entry it has in hand, and the next Next returns ErrPinLost.
+func (f *Feed) PinLost() <-chan struct{} { return f.lostCh }
 
 // Role is what this replica does for a consumer.
 type Role string
@@ -336,10 +409,43 @@ func (f *Feed) popGathered() (pulled, bool) {
 }
 
 // ownSet is the stream sequences a feed handed out that are neither
-// acknowledged nor handed back yet.
+// acknowledged nor handed back yet, and the last ones acknowledged.
 type ownSet struct {
 	mu   sync.Mutex
 	seqs map[uint64]struct{}
+	// done are the last doneKept sequences acknowledged, in a ring: a copy
+	// of one that JetStream redelivered while the first waited in the
+	// pull buffer (its deadline ran out there, where nothing heartbeats
+	// it) comes after it was delivered, and is passed over.
+	done   map[uint64]struct{}
+	ring   []uint64
+	ringAt int
+}
+
+// doneKept is how many acknowledged sequences a feed remembers: more than
+// a pull buffer and a scheduler hold together.
+const doneKept = 4096
+
+// wasDone tells whether seq was acknowledged lately.
+func (o *ownSet) wasDone(seq uint64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.done[seq]
+	return ok
+}
+
+func (o *ownSet) acked(seq uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.seqs, seq)
+	if o.done == nil {
+		o.done, o.ring = map[uint64]struct{}{}, make([]uint64, doneKept)
+	}
+	if old := o.ring[o.ringAt]; old != 0 {
+		delete(o.done, old)
+	}
+	o.ring[o.ringAt], o.ringAt = seq, (o.ringAt+1)%doneKept
+	o.done[seq] = struct{}{}
 }
 
 // track records seq as held and returns msg's handle, which forgets it
@@ -385,7 +491,7 @@ type ownMsg struct {
 
 func (m ownMsg) Ack() error {
 	err := m.Msg.Ack()
-	m.set.forget(m.seq)
+	m.set.acked(m.seq)
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,5 +205,67 @@ func TestRedriveDeduplicatesAndKeeps(t *testing.T) {
 	counts, err := src.DeadLetterCounts(ctx)
 	if err != nil || counts["siem"] != 2 || counts["soar"] != 1 || counts[audit.InvalidToken] != 1 {
 		t.Errorf("DeadLetterCounts = %v, %v", counts, err)
+	}
+}
+
+// TestReplayOutlivesItsConsumer: a replay whose reader stops reading (its
+// endpoint down, its scheduler full) for longer than the server keeps an
+// unread one-off consumer goes on once it reads again: the consumer the
+// server deleted is created again after the last entry read, and every
+// entry is handed out once, in order.
+func TestReplayOutlivesItsConsumer(t *testing.T) {
+	defer audit.SetOneOffInactive(time.Second)()
+	src, js := oneOffSource(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = 100
+	for i := range n {
+		if _, err := js.Publish(ctx, "thehive.audit.case", oneOffEntry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rp, err := src.Replay(ctx, "siem", audit.ReplayFrom{Seq: 1}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rp.Close()
+	var got []uint64
+	read := func(k int) {
+		for range k {
+			m, err := nextWithin(t, rp.Next)
+			if err != nil {
+				t.Fatalf("after %d entries: %v (replay error: %v)", len(got), err, rp.Err())
+			}
+			got = append(got, m.Seq)
+			_ = m.Ack()
+		}
+	}
+	read(5)
+	waitUntil(t, 30*time.Second, "the server deleting the unread replay consumer", func() bool {
+		st, err := js.Stream(ctx, "THEHIVE_AUDIT")
+		if err != nil {
+			return false
+		}
+		list := st.ListConsumers(ctx)
+		gone := true
+		for info := range list.Info() {
+			if strings.HasPrefix(info.Config.Description, "auditrelay replay") {
+				gone = false
+			}
+		}
+		return gone && list.Err() == nil
+	})
+	read(n - 5)
+	if _, err := nextWithin(t, rp.Next); !errors.Is(err, audit.ErrClosed) {
+		t.Fatalf("after every entry: %v, want ErrClosed", err)
+	}
+	waitClosed(t, rp.Done(), "replay")
+	if rp.Err() != nil || rp.Finished() != n {
+		t.Errorf("Err %v, Finished %d, want nil, %d", rp.Err(), rp.Finished(), n)
+	}
+	for i, seq := range got {
+		if seq != uint64(i+1) {
+			t.Fatalf("entry %d has sequence %d, want %d (all: %v)", i, seq, i+1, got)
+		}
 	}
 }

@@ -15,6 +15,16 @@ import (
 // still queued or retrying.
 const heartbeat = audit.AckWait / 4
 
+// laterDelay is how long an entry handed back for later (its key holds its
+// share already, or an earlier entry of its key was handed back) waits in
+// JetStream before it comes again.
+const laterDelay = 2 * time.Second
+
+// laterForget is how long a handed-back entry is waited for: past it, the
+// entry went elsewhere (another replica of a plain consumer) and no longer
+// holds back its key.
+const laterForget = laterDelay + audit.AckWait
+
 // held is an entry between its arrival and its acknowledgement.
 type held struct {
 	msg     *audit.Message
@@ -54,6 +64,13 @@ type scheduler struct {
 	// when the pin is lost (then a new one is made for what comes next).
 	soft       context.Context
 	cancelSoft context.CancelFunc
+	// perKey is how many entries one key may hold; 0: no limit (a feed
+	// whose entries cannot be handed back).
+	perKey int
+	// later are the entries handed back for later, per key, with when: a
+	// later entry of the key is handed back too until they come again, so
+	// that the key keeps its order.
+	later map[string]map[uint64]time.Time
 }
 
 func newScheduler(w *Webhook) *scheduler {
@@ -62,6 +79,7 @@ func newScheduler(w *Webhook) *scheduler {
 	return &scheduler{
 		w: w, queues: map[string][]*held{}, bySeq: map[uint64]*held{},
 		done: make(chan *unit, w.cfg.Delivery.MaxInFlight), timer: t,
+		later: map[string]map[uint64]time.Time{},
 	}
 }
 
@@ -87,12 +105,67 @@ func (s *scheduler) add(m *audit.Message, now time.Time) {
 		return
 	}
 	h := &held{msg: m, key: m.Entry.Key(s.w.cfg.Delivery.OrderBy), touched: touched}
+	if s.mustWait(h.key, m.Seq) {
+		s.handBackLater(m, h.key, now)
+		return
+	}
 	s.bySeq[m.Seq] = h
 	if h.key == "" {
 		s.makeReady(h, now)
 		return
 	}
 	s.enqueue(h, now)
+}
+
+// mustWait tells whether an entry of key must wait in JetStream rather than
+// be held: its key holds its share (perKey) already, or an earlier entry
+// of its key was handed back and has not come again. One key retrying
+// with many entries queued behind it thus holds a share of the webhook's
+// entries, not all of them, and the other keys keep flowing. An entry
+// that comes again after a hand-back is no longer waited for.
+func (s *scheduler) mustWait(key string, seq uint64) bool {
+	if key == "" || s.perKey == 0 {
+		return false
+	}
+	if l := s.later[key]; l != nil {
+		delete(l, seq)
+		if len(l) == 0 {
+			delete(s.later, key)
+		}
+		for other := range l {
+			if other < seq {
+				return true
+			}
+		}
+	}
+	return len(s.queues[key]) >= s.perKey
+}
+
+// handBackLater hands m back to come again after laterDelay, and notes it
+// so that later entries of its key wait for it.
+func (s *scheduler) handBackLater(m *audit.Message, key string, now time.Time) {
+	_ = m.NakWithDelay(laterDelay)
+	l := s.later[key]
+	if l == nil {
+		l = map[uint64]time.Time{}
+		s.later[key] = l
+	}
+	l[m.Seq] = now
+}
+
+// forgetLater stops waiting for the entries handed back longer than
+// laterForget ago.
+func (s *scheduler) forgetLater(now time.Time) {
+	for key, l := range s.later {
+		for seq, at := range l {
+			if now.Sub(at) > laterForget {
+				delete(l, seq)
+			}
+		}
+		if len(l) == 0 {
+			delete(s.later, key)
+		}
+	}
 }
 
 // enqueue puts h in its key's queue in stream order: a redelivery can
@@ -219,6 +292,7 @@ func (s *scheduler) touch(now time.Time) {
 		_ = h.msg.InProgress()
 		h.touched = now
 	}
+	s.forgetLater(now)
 }
 
 // releaseKey hands back the entries of key that are not being sent.
@@ -249,6 +323,7 @@ func (s *scheduler) letGo(ctx context.Context) {
 	s.cancelSoft()
 	s.soft, s.cancelSoft = context.WithCancel(ctx)
 	s.handBack()
+	clear(s.later) // the new pinned replica waits for what is out
 }
 
 // handBack returns every held entry that is not in flight to JetStream, for
@@ -288,6 +363,9 @@ func (w *Webhook) Run(ctx context.Context, feed Feed) error {
 	defer cancelHard()
 	in, lost, pumped := pump(feed)
 	s := newScheduler(w)
+	if hb, ok := feed.(interface{ HandsBack() bool }); ok && hb.HandsBack() {
+		s.perKey = max(1, w.maxHeld/8)
+	}
 	s.soft, s.cancelSoft = context.WithCancel(ctx)
 	defer func() { s.cancelSoft() }()
 	tick := time.NewTicker(heartbeat)
@@ -328,11 +406,16 @@ func (s *scheduler) dispatch(soft, hard context.Context) {
 
 // pump reads the feed in its own goroutine; a blocked send on in is the
 // back-pressure that stops pulling when enough entries are held. A lost
-// pin is passed on lost, in order with the entries.
+// pin is passed on lost, in order with the entries; a feed that can say
+// so while the pump waits on a full scheduler (PinLost) ends that wait.
 func pump(feed Feed) (<-chan *audit.Message, <-chan struct{}, <-chan struct{}) {
 	in := make(chan *audit.Message)
 	lost := make(chan struct{})
 	ended := make(chan struct{})
+	var pinLost <-chan struct{}
+	if pl, ok := feed.(interface{ PinLost() <-chan struct{} }); ok {
+		pinLost = pl.PinLost()
+	}
 	go func() {
 		defer close(ended)
 		for {
@@ -344,7 +427,14 @@ func pump(feed Feed) (<-chan *audit.Message, <-chan struct{}, <-chan struct{}) {
 			if err != nil {
 				return
 			}
-			in <- m
+			select {
+			case in <- m:
+			case <-pinLost:
+				// The scheduler is full and the pin moved: m goes back
+				// for the new pinned replica, and the next Next reports
+				// the loss, in order with the entries.
+				_ = m.NakWithDelay(0)
+			}
 		}
 	}()
 	return in, lost, ended

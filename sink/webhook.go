@@ -74,12 +74,22 @@ type Webhook struct {
 	up      atomic.Bool
 }
 
-// MaxAckPending is the bound on unacknowledged entries that suits a
-// webhook: enough to keep maxInFlight requests of full batches busy while
-// some keys wait on earlier entries, and small enough that memory stays
-// flat however large the backlog in JetStream.
-func MaxAckPending(wh *config.Webhook) int {
+// MaxHeld is how many entries a webhook holds in memory at most: enough
+// to keep maxInFlight requests of full batches busy while some keys wait
+// on earlier entries, and small enough that memory stays flat however
+// large the backlog in JetStream.
+func MaxHeld(wh *config.Webhook) int {
 	return max(256, 4*wh.Delivery.MaxInFlight*wh.Batch.MaxEntries)
+}
+
+// MaxAckPending is the bound on a webhook's unacknowledged entries in
+// JetStream: what it holds (MaxHeld), what waits in its pull buffer, and
+// the entries of keys that already hold their share (MaxHeld / 8), handed
+// back to wait in JetStream. Those still count as unacknowledged there;
+// this room for them lets other keys keep flowing behind a key that
+// retries with many entries queued.
+func MaxAckPending(wh *config.Webhook) int {
+	return 4 * MaxHeld(wh)
 }
 
 // New builds a webhook's client and request machinery.
@@ -105,7 +115,7 @@ func New(wh config.Webhook, o Options) (*Webhook, error) {
 	w := &Webhook{
 		cfg: wh, url: target, client: client, enc: enc, filter: NewFilter(wh.Filter),
 		headers: staticHeaders(&wh, o.Version), dl: o.DeadLetters, m: o.Metrics.forWebhook(wh.Name),
-		log: log, stream: o.Stream, grace: o.ShutdownTimeout, maxHeld: MaxAckPending(&wh),
+		log: log, stream: o.Stream, grace: o.ShutdownTimeout, maxHeld: MaxHeld(&wh),
 	}
 	w.headers.Set("Content-Type", enc.ContentType())
 	if len(wh.Signing.Secrets) > 0 {

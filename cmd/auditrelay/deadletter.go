@@ -227,7 +227,7 @@ func (t *natsTool) redriveOne(ctx context.Context, wh config.Webhook) error {
 		return err
 	}
 	defer w.Close()
-	rd, err := t.src.Redrive(ctx, wh.Name, sink.NewFilter(wh.Filter).Match, sink.MaxAckPending(&wh))
+	rd, err := t.src.Redrive(ctx, wh.Name, sink.NewFilter(wh.Filter).Match, sink.MaxHeld(&wh))
 	if err != nil {
 		return fmt.Errorf("redrive %s: %w", wh.Name, err)
 	}

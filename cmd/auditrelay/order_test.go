@@ -45,6 +45,8 @@ type gate struct {
 	mu      sync.Mutex
 	failing map[string]bool
 	refused map[string]int
+	// onRefuse, when set, is told the path of each refused request, under mu.
+	onRefuse func(path string)
 }
 
 func newGate(t *testing.T, failing ...string) *gate {
@@ -64,6 +66,9 @@ func newGate(t *testing.T, failing ...string) *gate {
 		fail := g.failing[root]
 		if fail {
 			g.refused[root]++
+			if g.onRefuse != nil {
+				g.onRefuse(r.URL.Path)
+			}
 		}
 		g.mu.Unlock()
 		if fail {

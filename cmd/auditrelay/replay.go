@@ -175,7 +175,7 @@ func (t *natsTool) replay(ctx context.Context, wh config.Webhook, from audit.Rep
 		return err
 	}
 	defer w.Close()
-	rp, err := t.src.Replay(ctx, wh.Name, from, sink.MaxAckPending(&wh))
+	rp, err := t.src.Replay(ctx, wh.Name, from, sink.MaxHeld(&wh))
 	if err != nil {
 		return fmt.Errorf("start replay: %w", err)
 	}

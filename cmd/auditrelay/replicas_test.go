@@ -265,6 +265,16 @@ func TestReplicasShareWorkInOrder(t *testing.T) {
 			t.Errorf("webhook %s: active replica %d delivered %v, want all %d", w, who, got, len(all))
 		}
 	}
+	// Roles are read from the consumers every 2 s: the first look may not
+	// have happened yet on every replica.
+	waitUntil(t, 10*time.Second, "every replica's role in webhook n known", func() bool {
+		for _, v := range activeOf(t, reps, "n") {
+			if v != 1 {
+				return false
+			}
+		}
+		return true
+	})
 	checkSharedSpread(t, reps, len(all))
 	checkReadyRoles(t, reps)
 }
