@@ -54,6 +54,7 @@ type Feed struct {
 	max     int64
 	log     *slog.Logger
 	cache   *decodeCache
+	reader  bool // a webhook's feed: counted by the cache (see decodeCache)
 	closing atomic.Bool
 	mu      sync.Mutex   // guards it, replaced when a subscription is lost
 	pinned  bool         // a pinned-client consumer: pull with PriorityGroup
@@ -99,6 +100,8 @@ func (s *Source) Feed(ctx context.Context, name string, o FeedOptions) (*Feed, e
 		return nil, err
 	}
 	f.ordered = o.Ordered
+	f.reader = true
+	s.cache.addReader()
 	return f, nil
 }
 
@@ -192,7 +195,7 @@ func (f *Feed) Next() (*Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := toMessage(p.msg, f.max, f.cache)
+		m, err := toMessage(p.msg, f.max, f.cache, f.reader)
 		switch {
 		case errors.Is(err, ErrInvalid):
 			_ = p.msg.Ack()
@@ -390,13 +393,13 @@ func (f *Feed) setIter(it jetstream.MessagesContext) {
 	f.it = it
 }
 
-func toMessage(msg jetstream.Msg, max int64, cache *decodeCache) (*Message, error) {
+func toMessage(msg jetstream.Msg, max int64, cache *decodeCache, reader bool) (*Message, error) {
 	md, err := msg.Metadata()
 	if err != nil {
 		return nil, fmt.Errorf("message metadata: %w", err)
 	}
 	m := &Message{Seq: md.Sequence.Stream, Time: md.Timestamp, msg: msg}
-	m.Entry, err = cache.decode(m.Seq, msg.Data(), max)
+	m.Entry, err = cache.decode(m.Seq, msg.Data(), max, reader)
 	return m, err
 }
 
@@ -405,8 +408,16 @@ func (f *Feed) Drain() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closing.Store(true)
-	f.stop.Do(func() { close(f.stopped) })
+	f.stop.Do(f.stopping)
 	f.it.Drain()
+}
+
+// stopping runs once, when the feed is drained or stopped.
+func (f *Feed) stopping() {
+	close(f.stopped)
+	if f.reader {
+		f.cache.dropReader()
+	}
 }
 
 // Stop stops pulling and drops what was pulled (JetStream redelivers it).
@@ -414,6 +425,6 @@ func (f *Feed) Stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closing.Store(true)
-	f.stop.Do(func() { close(f.stopped) })
+	f.stop.Do(f.stopping)
 	f.it.Stop()
 }

@@ -221,7 +221,7 @@ func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, c IntakeCounter
 	if first {
 		c.Received()
 	}
-	m, err := toMessage(msg, in.feed.max, in.feed.cache)
+	m, err := toMessage(msg, in.feed.max, in.feed.cache, false)
 	var bad *InvalidError
 	if !errors.As(err, &bad) {
 		_ = msg.Ack()
