@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -394,11 +395,16 @@ func (f *Feed) setIter(it jetstream.MessagesContext) {
 }
 
 func toMessage(msg jetstream.Msg, max int64, cache *decodeCache, reader bool) (*Message, error) {
-	md, err := msg.Metadata()
-	if err != nil {
-		return nil, fmt.Errorf("message metadata: %w", err)
+	seq, _, ts, ok := ackMeta(msg.Reply())
+	if !ok {
+		md, err := msg.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("message metadata: %w", err)
+		}
+		seq, ts = md.Sequence.Stream, md.Timestamp
 	}
-	m := &Message{Seq: md.Sequence.Stream, Time: md.Timestamp, msg: msg}
+	m := &Message{Seq: seq, Time: ts, msg: msg}
+	var err error
 	m.Entry, err = cache.decode(m.Seq, msg.Data(), max, reader)
 	return m, err
 }
@@ -427,4 +433,55 @@ func (f *Feed) Stop() {
 	f.closing.Store(true)
 	f.stop.Do(f.stopping)
 	f.it.Stop()
+}
+
+// ackMeta reads what auditrelay needs from a JetStream message's reply
+// subject without allocating: its stream sequence, how many times it was
+// delivered and when the stream stored it. The subject is
+// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>, or,
+// from newer servers, with <domain>.<account hash> after $JS.ACK and a
+// token or more at the end. ok is false for anything else.
+func ackMeta(reply string) (seq, delivered uint64, ts time.Time, ok bool) {
+	rest, found := strings.CutPrefix(reply, "$JS.ACK.")
+	if !found {
+		return 0, 0, time.Time{}, false
+	}
+	n := strings.Count(rest, ".") + 3 // tokens, $JS and ACK included
+	first := 4                        // <delivered> in the old form
+	switch {
+	case n == 9:
+	case n >= 11:
+		first = 6
+	default:
+		return 0, 0, time.Time{}, false
+	}
+	var nums [4]uint64 // delivered, sseq, cseq, tm
+	for i := 2; i < first+4; i++ {
+		var tok string
+		tok, rest, _ = strings.Cut(rest, ".")
+		if i < first {
+			continue
+		}
+		v, good := parseNum(tok)
+		if !good {
+			return 0, 0, time.Time{}, false
+		}
+		nums[i-first] = v
+	}
+	return nums[1], nums[0], time.Unix(0, int64(nums[3])), true
+}
+
+func parseNum(s string) (uint64, bool) {
+	if s == "" || len(s) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
 }

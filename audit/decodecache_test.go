@@ -75,3 +75,25 @@ func TestDecodeCacheBoundedByBytes(t *testing.T) {
 		t.Fatalf("an entry over %d bytes was kept (%d bytes held)", cacheMaxEntry, big.held())
 	}
 }
+
+// ackMeta reads the reply subjects of both forms as nats.go's Metadata does.
+func TestAckMetaReadsBothForms(t *testing.T) {
+	for _, tc := range []struct {
+		reply          string
+		seq, delivered uint64
+		ts             int64
+		ok             bool
+	}{
+		{"$JS.ACK.AUDIT.w1.3.1234.17.1700000000000000001.9", 1234, 3, 1700000000000000001, true},
+		{"$JS.ACK._.HASH.AUDIT.w1.1.55.2.1700000000000000002.0.rnd", 55, 1, 1700000000000000002, true},
+		{"$JS.ACK.dom.HASH.AUDIT.w1.1.56.2.1700000000000000003.0", 56, 1, 1700000000000000003, true},
+		{"$JS.ACK.AUDIT.w1.x.1234.17.1.9", 0, 0, 0, false},
+		{"$JS.ACK.AUDIT.w1.1.2.3.4", 0, 0, 0, false},
+		{"_INBOX.abc", 0, 0, 0, false},
+	} {
+		seq, delivered, ts, ok := ackMeta(tc.reply)
+		if ok != tc.ok || (ok && (seq != tc.seq || delivered != tc.delivered || ts.UnixNano() != tc.ts)) {
+			t.Errorf("ackMeta(%q) = %d, %d, %d, %v; want %d, %d, %d, %v", tc.reply, seq, delivered, ts.UnixNano(), ok, tc.seq, tc.delivered, tc.ts, tc.ok)
+		}
+	}
+}
