@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,7 @@ type Feed struct {
 	max     int64
 	log     *slog.Logger
 	cache   *decodeCache
+	reader  bool // a webhook's feed: counted by the cache (see decodeCache)
 	closing atomic.Bool
 	mu      sync.Mutex   // guards it, replaced when a subscription is lost
 	pinned  bool         // a pinned-client consumer: pull with PriorityGroup
@@ -108,6 +110,8 @@ func (s *Source) Feed(ctx context.Context, name string, o FeedOptions) (*Feed, e
 		return nil, err
 	}
 	f.ordered = o.Ordered
+	f.reader = true
+	s.cache.addReader()
 	return f, nil
 }
 
@@ -208,7 +212,7 @@ func (f *Feed) Next() (*Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := toMessage(p.msg, f.max, f.cache)
+		m, err := toMessage(p.msg, f.max, f.cache, f.reader)
 		switch {
 		case errors.Is(err, ErrInvalid):
 			_ = p.msg.Ack()
@@ -456,13 +460,18 @@ func (f *Feed) setIter(it jetstream.MessagesContext) {
 	f.it = it
 }
 
-func toMessage(msg jetstream.Msg, max int64, cache *decodeCache) (*Message, error) {
-	md, err := msg.Metadata()
-	if err != nil {
-		return nil, fmt.Errorf("message metadata: %w", err)
+func toMessage(msg jetstream.Msg, max int64, cache *decodeCache, reader bool) (*Message, error) {
+	seq, _, ts, ok := ackMeta(msg.Reply())
+	if !ok {
+		md, err := msg.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("message metadata: %w", err)
+		}
+		seq, ts = md.Sequence.Stream, md.Timestamp
 	}
-	m := &Message{Seq: md.Sequence.Stream, Time: md.Timestamp, msg: msg}
-	m.Entry, err = cache.decode(m.Seq, msg.Data(), max)
+	m := &Message{Seq: seq, Time: ts, msg: msg}
+	var err error
+	m.Entry, err = cache.decode(m.Seq, msg.Data(), max, reader)
 	return m, err
 }
 
@@ -471,8 +480,16 @@ func (f *Feed) Drain() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closing.Store(true)
-	f.stop.Do(func() { close(f.stopped) })
+	f.stop.Do(f.stopping)
 	f.it.Drain()
+}
+
+// stopping runs once, when the feed is drained or stopped.
+func (f *Feed) stopping() {
+	close(f.stopped)
+	if f.reader {
+		f.cache.dropReader()
+	}
 }
 
 // Stop stops pulling and drops what was pulled (JetStream redelivers it).
@@ -480,6 +497,57 @@ func (f *Feed) Stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.closing.Store(true)
-	f.stop.Do(func() { close(f.stopped) })
+	f.stop.Do(f.stopping)
 	f.it.Stop()
+}
+
+// ackMeta reads what auditrelay needs from a JetStream message's reply
+// subject without allocating: its stream sequence, how many times it was
+// delivered and when the stream stored it. The subject is
+// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>, or,
+// from newer servers, with <domain>.<account hash> after $JS.ACK and a
+// token or more at the end. ok is false for anything else.
+func ackMeta(reply string) (seq, delivered uint64, ts time.Time, ok bool) {
+	rest, found := strings.CutPrefix(reply, "$JS.ACK.")
+	if !found {
+		return 0, 0, time.Time{}, false
+	}
+	n := strings.Count(rest, ".") + 3 // tokens, $JS and ACK included
+	first := 4                        // <delivered> in the old form
+	switch {
+	case n == 9:
+	case n >= 11:
+		first = 6
+	default:
+		return 0, 0, time.Time{}, false
+	}
+	var nums [4]uint64 // delivered, sseq, cseq, tm
+	for i := 2; i < first+4; i++ {
+		var tok string
+		tok, rest, _ = strings.Cut(rest, ".")
+		if i < first {
+			continue
+		}
+		v, good := parseNum(tok)
+		if !good {
+			return 0, 0, time.Time{}, false
+		}
+		nums[i-first] = v
+	}
+	return nums[1], nums[0], time.Unix(0, int64(nums[3])), true
+}
+
+func parseNum(s string) (uint64, bool) {
+	if s == "" || len(s) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
 }

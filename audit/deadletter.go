@@ -221,7 +221,7 @@ func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, c IntakeCounter
 	if first {
 		c.Received()
 	}
-	m, err := toMessage(msg, in.feed.max, in.feed.cache)
+	m, err := toMessage(msg, in.feed.max, in.feed.cache, false)
 	var bad *InvalidError
 	if !errors.As(err, &bad) {
 		_ = msg.Ack()
@@ -246,6 +246,9 @@ func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, c IntakeCounter
 // never handled (the process was killed with it pulled but unread) is not
 // counted at all: a crash can under-count, never over-count.
 func firstDelivery(msg jetstream.Msg) bool {
+	if _, delivered, _, ok := ackMeta(msg.Reply()); ok {
+		return delivered == 1
+	}
 	md, err := msg.Metadata()
 	return err == nil && md.NumDelivered == 1
 }

@@ -131,11 +131,23 @@ func (w *Webhook) request(ctx context.Context, body []byte) *http.Request {
 	req := &http.Request{
 		Method: http.MethodPost, URL: w.url, Host: w.url.Host,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: w.headers.Clone(), ContentLength: int64(len(body)),
+		Header: w.header(), ContentLength: int64(len(body)),
 		Body:    io.NopCloser(bytes.NewReader(body)),
 		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
 	}
 	return req.WithContext(ctx)
+}
+
+// header is a new header map for one attempt: the static headers plus
+// room for the four set per attempt. Their value slices are shared, not
+// copied: nothing writes into a request's header values, only new keys
+// are set (per attempt, on this map).
+func (w *Webhook) header() http.Header {
+	h := make(http.Header, len(w.headers)+4)
+	for k, v := range w.headers {
+		h[k] = v
+	}
+	return h
 }
 
 // snippetLen is how much of a failed response's body a reason quotes.

@@ -44,6 +44,8 @@ type unit struct {
 	// handedBack is set when the unit was neither delivered nor
 	// dead-lettered (shutdown): its entries were handed back to JetStream.
 	handedBack bool
+	// soft is the scheduler's soft context when the unit was handed out.
+	soft context.Context
 }
 
 // scheduler owns a webhook's ordering state; only Run's goroutine touches it.
@@ -59,7 +61,10 @@ type scheduler struct {
 	bySeq    map[uint64]*held
 	inflight int
 	done     chan *unit
-	timer    *time.Timer // batch maxWait
+	// work feeds the webhook's maxInFlight delivery goroutines: a fixed
+	// pool, whose stacks stay grown, rather than one goroutine per unit.
+	work  chan *unit
+	timer *time.Timer // batch maxWait
 	// soft is what deliveries retry under: it ends with Run's context, or
 	// when the pin is lost (then a new one is made for what comes next).
 	soft       context.Context
@@ -80,6 +85,19 @@ func newScheduler(w *Webhook) *scheduler {
 		w: w, queues: map[string][]*held{}, bySeq: map[uint64]*held{},
 		done: make(chan *unit, w.cfg.Delivery.MaxInFlight), timer: t,
 		later: map[string]map[uint64]time.Time{},
+		work:  make(chan *unit, w.cfg.Delivery.MaxInFlight),
+	}
+}
+
+// workers starts the delivery goroutines; they end when work is closed,
+// which Run does once nothing is in flight.
+func (s *scheduler) workers(hard context.Context) {
+	for range s.w.cfg.Delivery.MaxInFlight {
+		go func() {
+			for u := range s.work {
+				s.done <- s.w.deliver(u.soft, hard, u)
+			}
+		}()
 	}
 }
 
@@ -368,6 +386,8 @@ func (w *Webhook) Run(ctx context.Context, feed Feed) error {
 	}
 	s.soft, s.cancelSoft = context.WithCancel(ctx)
 	defer func() { s.cancelSoft() }()
+	s.workers(hard)
+	defer close(s.work) // Run returns with nothing in flight
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {
@@ -390,17 +410,20 @@ func (w *Webhook) Run(ctx context.Context, feed Feed) error {
 		case <-pumped:
 			pumped = nil // the feed ended by itself; what is held still finishes
 		}
-		s.dispatch(s.soft, hard)
+		s.dispatch(s.soft)
 		if pumped == nil && s.inflight == 0 && len(s.bySeq) == 0 {
 			return nil
 		}
 	}
 }
 
-func (s *scheduler) dispatch(soft, hard context.Context) {
+// dispatch hands every unit that may go now to the delivery goroutines;
+// next never hands out more than maxInFlight, so work never blocks.
+func (s *scheduler) dispatch(soft context.Context) {
 	now := time.Now()
 	for u := s.next(now); u != nil; u = s.next(now) {
-		go func() { s.done <- s.w.deliver(soft, hard, u) }()
+		u.soft = soft
+		s.work <- u
 	}
 }
 

@@ -60,6 +60,7 @@ func cmdRun(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return usageError{fmt.Errorf("configuration %s:\n%s", *path, indent(err.Error()))}
 	}
+	startPprof(e.getenv(pprofEnv), log)
 	log.Info("auditrelay starting", "version", version, "config", cfg.File, "admin", r.AdminAddr())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
