@@ -202,6 +202,11 @@ func TestBacklogWaitsInJetStream(t *testing.T) {
 	waitFor(t, 10*time.Second, "the webhook to hold its share", func() bool {
 		return consumerInfo(t, js, "auditrelay-siem").NumAckPending >= 256
 	})
+	// The server lets the webhook have at most maxAckPending unacknowledged
+	// (what it holds in memory, and what it handed back to wait).
+	if got := consumerInfo(t, js, "auditrelay-siem").Config.MaxAckPending; got != maxAckPending {
+		t.Fatalf("the consumer's MaxAckPending is %d, want %d", got, maxAckPending)
+	}
 	for range 5 {
 		info := consumerInfo(t, js, "auditrelay-siem")
 		// The server's NumPending may lag its delivered count by one; what
