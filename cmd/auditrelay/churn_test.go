@@ -74,8 +74,8 @@ func TestTwoReplicasNATSRestartWithFailures(t *testing.T) {
 	webhooks := fmt.Sprintf(`webhooks.a { url = "%s/a", delivery { maxInFlight = 8, retry { initialBackoff = 100ms, maxBackoff = 2s, maxAttempts = 1000 } } }`, f.URL)
 	var reps []*sidecar
 	for range 2 {
-		admin := freeAddr(t)
-		reps = append(reps, startSidecar(t, writeConfigURL(t, srv.ClientURL(), admin, "", webhooks), admin))
+		admin := anyPort
+		reps = append(reps, startSidecar(t, writeConfigURL(t, srv.ClientURL(), admin, "", webhooks)))
 	}
 	all := entries(4000)
 	publishAll(t, js, all[:2000])
@@ -117,9 +117,9 @@ func TestFullSchedulerKeepsPin(t *testing.T) {
 	g := newGate(t)
 	retry := `retry { initialBackoff = 200ms, maxBackoff = 1s, maxAttempts = 100000, maxAge = 1h }`
 	var reps []*sidecar
-	admin := freeAddr(t)
+	admin := anyPort
 	reps = append(reps, startSidecar(t, writeConfigURL(t, srv.ClientURL(), admin, "",
-		fmt.Sprintf(`webhooks.a { url = "%s/a", delivery { %s } }`, g.URL, retry)), admin))
+		fmt.Sprintf(`webhooks.a { url = "%s/a", delivery { %s } }`, g.URL, retry))))
 	all := entries(1001)
 	publishAll(t, js, all[:1])
 	waitUntil(t, 20*time.Second, "the first replica active", func() bool {
@@ -127,9 +127,8 @@ func TestFullSchedulerKeepsPin(t *testing.T) {
 	})
 	// The second replica holds more in flight: its consumer settings let
 	// the server hand out more than the first replica's scheduler holds.
-	admin = freeAddr(t)
 	reps = append(reps, startSidecar(t, writeConfigURL(t, srv.ClientURL(), admin, "",
-		fmt.Sprintf(`webhooks.a { url = "%s/a", delivery { maxInFlight = 100, %s } }`, g.URL, retry)), admin))
+		fmt.Sprintf(`webhooks.a { url = "%s/a", delivery { maxInFlight = 100, %s } }`, g.URL, retry))))
 	g.mu.Lock()
 	for _, r := range roots() {
 		g.failing[r] = true
@@ -176,10 +175,10 @@ func TestOneKeyFailingOthersFlow(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	g := newGate(t, "r0")
-	admin := freeAddr(t)
+	admin := anyPort
 	file := writeConfigURL(t, srv.ClientURL(), admin, "", fmt.Sprintf(
 		`webhooks.a { url = "%s/a", delivery.retry { initialBackoff = 200ms, maxBackoff = 1s, maxAttempts = 100000, maxAge = 1h } }`, g.URL))
-	startSidecar(t, file, admin)
+	startSidecar(t, file)
 	var all []string
 	for i := range 1500 {
 		root := 0
@@ -224,9 +223,9 @@ func TestFullReplicaLetsGoAfterNATSRestart(t *testing.T) {
 	retry := `retry { initialBackoff = 200ms, maxBackoff = 1s, maxAttempts = 100000, maxAge = 1h }`
 	var reps []*sidecar
 	for i := range 2 {
-		admin := freeAddr(t)
+		admin := anyPort
 		reps = append(reps, startSidecar(t, writeConfigURL(t, srv.ClientURL(), admin, "",
-			fmt.Sprintf(`webhooks.a { url = "%s/a%d", delivery { %s } }`, g.URL, i, retry)), admin))
+			fmt.Sprintf(`webhooks.a { url = "%s/a%d", delivery { %s } }`, g.URL, i, retry))))
 	}
 	all := entries(1001)
 	publishAll(t, js, all[:1])

@@ -107,9 +107,9 @@ func TestPlainConsumerSIGKILLKeepsOrder(t *testing.T) {
 	_, js := natstest.Connect(t, srv)
 	url := natstest.AsVersion(t, srv, "2.10.0")
 	g := newGate(t, "r7")
-	admin := freeAddr(t)
+	admin := anyPort
 	file := writeConfigURL(t, url, admin, "", fmt.Sprintf(`webhooks.a { url = "%s/a", delivery.retry { initialBackoff = 200ms, maxBackoff = 1s, maxAttempts = 1000 } }`, g.URL))
-	s := startSidecar(t, file, admin)
+	s := startSidecar(t, file)
 	waitUntil(t, 10*time.Second, "the webhook's consumer", func() bool {
 		c, err := js.Consumer(context.Background(), "THEHIVE_AUDIT", "auditrelay-a")
 		if err != nil {
@@ -133,7 +133,7 @@ func TestPlainConsumerSIGKILLKeepsOrder(t *testing.T) {
 	// Later entries of every key, r7 included, wait in the stream when the
 	// new process starts.
 	publishAll(t, js, all[1000:])
-	startSidecar(t, file, admin)
+	startSidecar(t, file)
 	waitUntil(t, 90*time.Second, "every entry", func() bool { return g.unique("/a") == len(all) })
 	g.checkOrder(t, "/a")
 	t.Logf("duplicates: %d", g.check(t, "/a"))
@@ -172,8 +172,8 @@ func TestSIGTERMWithALongRequestDeliversOnce(t *testing.T) {
 	webhooks := fmt.Sprintf(`webhooks.a { url = "%s/a", ws.timeout { request = 45s, idle = 45s } }`, rc.URL)
 	var reps []*sidecar
 	for range 2 {
-		admin := freeAddr(t)
-		reps = append(reps, startSidecar(t, writeConfigURL(t, srv.ClientURL(), admin, "shutdownTimeout = 45s", webhooks), admin))
+		admin := anyPort
+		reps = append(reps, startSidecar(t, writeConfigURL(t, srv.ClientURL(), admin, "shutdownTimeout = 45s", webhooks)))
 	}
 	publishAll(t, js, entries(1))
 	select {

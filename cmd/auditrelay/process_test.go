@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -140,11 +140,13 @@ func (s *recorder) checkIDs(t *testing.T, path, webhook string, entries []string
 	}
 }
 
-// sidecar is a real auditrelay process.
+// sidecar is a real auditrelay process. Its admin listener is on port 0:
+// admin is the address it logged at start.
 type sidecar struct {
-	cmd   *exec.Cmd
-	admin string
-	done  chan error
+	cmd    *exec.Cmd
+	admin  string
+	logged <-chan string
+	done   chan error
 }
 
 func writeConfig(t *testing.T, srv *server.Server, admin, webhooks string) string {
@@ -164,22 +166,27 @@ func writeConfig(t *testing.T, srv *server.Server, admin, webhooks string) strin
 	return file
 }
 
-func startSidecar(t *testing.T, file, admin string) *sidecar {
+func startSidecar(t *testing.T, file string) *sidecar {
 	t.Helper()
 	cmd := exec.Command(binary, "run", "-config", file)
-	cmd.Stderr = &prefixWriter{t: t}
+	pw := newPrefixWriter(t)
+	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &sidecar{cmd: cmd, admin: admin, done: make(chan error, 1)}
+	s := &sidecar{cmd: cmd, logged: pw.admin, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	t.Cleanup(func() { s.kill() })
 	s.waitReady(t)
 	return s
 }
-
 func (s *sidecar) waitReady(t *testing.T) {
 	t.Helper()
+	select {
+	case s.admin = <-s.logged:
+	case <-time.After(15 * time.Second):
+		t.Fatal("sidecar did not log its admin address within 15s")
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + s.admin + "/readyz")
@@ -193,7 +200,6 @@ func (s *sidecar) waitReady(t *testing.T) {
 	}
 	t.Fatal("sidecar not ready within 15s")
 }
-
 func (s *sidecar) kill() {
 	if s.cmd.ProcessState == nil {
 		_ = s.cmd.Process.Kill()
@@ -202,22 +208,33 @@ func (s *sidecar) kill() {
 	}
 }
 
-// prefixWriter sends the child's log to the test log.
-type prefixWriter struct{ t *testing.T }
+// prefixWriter sends the child's log to the test log, and the admin
+// address it logs at start to admin.
+type prefixWriter struct {
+	t     *testing.T
+	admin chan string
+}
+
+func newPrefixWriter(t *testing.T) *prefixWriter {
+	return &prefixWriter{t: t, admin: make(chan string, 1)}
+}
+
+var adminLogged = regexp.MustCompile(`auditrelay starting.*admin=([^\s"]+)`)
 
 func (w *prefixWriter) Write(p []byte) (int, error) {
 	w.t.Logf("sidecar: %s", p)
+	if m := adminLogged.FindSubmatch(p); m != nil {
+		select {
+		case w.admin <- string(m[1]):
+		default:
+		}
+	}
 	return len(p), nil
 }
 
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// anyPort is an admin listen address on a port the system picks: the
+// sidecar logs the one it got (no port is reserved and then raced for).
+const anyPort = "127.0.0.1:0"
 
 func publishAll(t testing.TB, js jetstream.JetStream, entries []string) {
 	t.Helper()
@@ -264,9 +281,9 @@ func TestSIGKILLMidStreamLosesNothing(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	rc := newRecorder(t, time.Millisecond)
-	admin := freeAddr(t)
+	admin := anyPort
 	file := writeConfig(t, srv, admin, fmt.Sprintf(`webhooks { a { url = "%s/a" }, b { url = "%s/b", delivery.orderBy = none } }`, rc.URL, rc.URL))
-	s := startSidecar(t, file, admin)
+	s := startSidecar(t, file)
 
 	all := entries(3000)
 	publishAll(t, js, all)
@@ -292,7 +309,7 @@ func TestSIGKILLMidStreamLosesNothing(t *testing.T) {
 	}
 	t.Logf("killed with %d of %d deliveries made", got, 2*len(all))
 
-	startSidecar(t, file, admin)
+	startSidecar(t, file)
 	ready := time.Now()
 	waitUntil(t, 30*time.Second, "every entry at both webhooks within 30 s of ready (SPEC §5)", func() bool { return rc.unique() == 2*len(all) })
 	t.Logf("all delivered %v after ready", time.Since(ready).Round(time.Millisecond))
@@ -314,9 +331,9 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	rc := newRecorder(t, 20*time.Millisecond)
-	admin := freeAddr(t)
+	admin := anyPort
 	file := writeConfig(t, srv, admin, fmt.Sprintf(`webhooks.a { url = "%s/a", delivery.maxInFlight = 4 }`, rc.URL))
-	s := startSidecar(t, file, admin)
+	s := startSidecar(t, file)
 	all := entries(400)
 	publishAll(t, js, all)
 	waitUntil(t, 30*time.Second, "some deliveries", func() bool { return rc.unique() >= 50 })
@@ -341,7 +358,7 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	rc.mu.Lock()
 	rc.stopped = false
 	rc.mu.Unlock()
-	startSidecar(t, file, admin)
+	startSidecar(t, file)
 	waitUntil(t, 10*time.Second, "every entry, handed back, soon after the restart", func() bool { return rc.unique() == len(all) })
 	if dups := rc.checkDuplicates(t); dups != 0 {
 		t.Errorf("%d duplicates: the drain delivered entries it then handed back", dups)
@@ -356,10 +373,10 @@ func TestSIGTERMGraceExpires(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	rc := newRecorder(t, 0)
-	admin := freeAddr(t)
+	admin := anyPort
 	file := writeConfig(t, srv, admin, fmt.Sprintf(`webhooks.a { url = "%s/a", delivery.maxInFlight = 4 }`, rc.URL))
 	file = withShutdownTimeout(t, file, "2s")
-	s := startSidecar(t, file, admin)
+	s := startSidecar(t, file)
 	all := entries(20)
 	rc.mu.Lock()
 	rc.hang = make(chan struct{})
@@ -378,7 +395,7 @@ func TestSIGTERMGraceExpires(t *testing.T) {
 	close(rc.hang)
 	rc.hang = nil
 	rc.mu.Unlock()
-	startSidecar(t, file, admin)
+	startSidecar(t, file)
 	waitUntil(t, 10*time.Second, "every entry soon after the restart (the hung ones handed back)", func() bool { return rc.unique() == len(all) })
 }
 
@@ -417,9 +434,9 @@ func TestSIGHUPReloads(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	rc := newRecorder(t, 0)
-	admin := freeAddr(t)
+	admin := anyPort
 	file := writeConfig(t, srv, admin, fmt.Sprintf(`webhooks.a { url = "%s/a" }`, rc.URL))
-	s := startSidecar(t, file, admin)
+	s := startSidecar(t, file)
 	publishAll(t, js, entries(10))
 	waitUntil(t, 10*time.Second, "a", func() bool { return rc.unique() == 10 })
 
@@ -436,12 +453,12 @@ func TestSIGHUPReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 10*time.Second, "the broken file rejected", func() bool {
-		return containsLine(scrape(t, admin), `auditrelay_config_reloads_total{result="failure"} 1`)
+		return containsLine(scrape(t, s.admin), `auditrelay_config_reloads_total{result="failure"} 1`)
 	})
 	more := entries(20)[10:]
 	publishAll(t, js, more)
 	waitUntil(t, 10*time.Second, "both still delivering", func() bool { return rc.unique() == 40 })
-	if body := scrape(t, admin); !containsLine(body, `auditrelay_config_reloads_total{result="failure"} 1`) ||
+	if body := scrape(t, s.admin); !containsLine(body, `auditrelay_config_reloads_total{result="failure"} 1`) ||
 		!containsLine(body, `auditrelay_config_reloads_total{result="success"} 1`) {
 		t.Errorf("reload counters wrong:\n%s", grep(body, "reloads"))
 	}

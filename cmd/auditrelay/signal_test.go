@@ -43,16 +43,17 @@ func TestSIGINTDrainsAndExitsZero(t *testing.T) {
 			close(release)
 		}
 	})
-	admin := freeAddr(t)
+	admin := anyPort
 	file := writeConfig(t, srv, admin, fmt.Sprintf(`webhooks.a { url = "%s/a" }`, hook.URL))
 
 	var logs syncBuffer
 	cmd := exec.Command(binary, "run", "-config", file)
-	cmd.Stderr = io.MultiWriter(&logs, &prefixWriter{t: t})
+	pw := newPrefixWriter(t)
+	cmd.Stderr = io.MultiWriter(&logs, pw)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &sidecar{cmd: cmd, admin: admin, done: make(chan error, 1)}
+	s := &sidecar{cmd: cmd, logged: pw.admin, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	t.Cleanup(s.kill)
 	s.waitReady(t)
