@@ -15,6 +15,12 @@ import (
 // still queued or retrying.
 const heartbeat = audit.AckWait / 4
 
+// MaxHeldBytes bounds the entries a webhook holds by their size, beside
+// their number (MaxAckPending): once they reach it, it takes no more until
+// some are done, so large entries cannot pile up in memory. One entry is
+// always taken, however large.
+const MaxHeldBytes = 4 << 20
+
 // held is an entry between its arrival and its acknowledgement.
 type held struct {
 	msg     *audit.Message
@@ -49,6 +55,7 @@ type scheduler struct {
 	queues   map[string][]*held
 	ready    []*held
 	bySeq    map[uint64]*held
+	bytes    int // raw bytes of the entries in bySeq
 	inflight int
 	done     chan *unit
 	// work feeds the webhook's maxInFlight delivery goroutines: a fixed
@@ -106,6 +113,7 @@ func (s *scheduler) add(m *audit.Message, now time.Time) {
 	}
 	h := &held{msg: m, key: m.Entry.Key(s.w.cfg.Delivery.OrderBy), touched: touched}
 	s.bySeq[m.Seq] = h
+	s.bytes += len(m.Entry.Raw)
 	if h.key == "" {
 		s.makeReady(h, now)
 		return
@@ -147,6 +155,7 @@ func (s *scheduler) finish(u *unit, now time.Time) {
 	s.inflight--
 	for _, h := range u.items {
 		delete(s.bySeq, h.msg.Seq) // Seq never changes with a renewed handle
+		s.bytes -= len(h.msg.Entry.Raw)
 		if h.key == "" {
 			continue
 		}
@@ -295,6 +304,7 @@ func (s *scheduler) handBack() {
 func (s *scheduler) release(h *held) {
 	_ = h.msg.NakWithDelay(0)
 	delete(s.bySeq, h.msg.Seq)
+	s.bytes -= len(h.msg.Entry.Raw)
 }
 
 // Run delivers the feed's entries until ctx ends, then stops pulling, lets
@@ -314,7 +324,7 @@ func (w *Webhook) Run(ctx context.Context, feed Feed) error {
 	defer tick.Stop()
 	for {
 		var inCh <-chan *audit.Message
-		if len(s.bySeq) < w.maxHeld {
+		if len(s.bySeq) < w.maxHeld && s.bytes < MaxHeldBytes {
 			inCh = in
 		}
 		select {
