@@ -199,7 +199,19 @@ func (e *env) publish(ctx context.Context, from, to int, stamp bool) error {
 			return err
 		}
 		futures = append(futures, f)
+		// Large entries: wait every 32 MiB, or the server refuses more
+		// (429, too many requests).
+		if entryBytes > 0 && len(futures)*entryBytes >= 32<<20 {
+			if err := wait(ctx, futures); err != nil {
+				return err
+			}
+			futures = futures[:0]
+		}
 	}
+	return wait(ctx, futures)
+}
+
+func wait(ctx context.Context, futures []jetstream.PubAckFuture) error {
 	for _, f := range futures {
 		select {
 		case <-f.Ok():

@@ -53,6 +53,7 @@ func runBench(args []string) int {
 	fs.BoolVar(&o.tls, "tls", false, "HTTPS receivers (TLS 1.3) instead of plain HTTP")
 	fs.BoolVar(&o.h2, "h2", false, "with -tls: the receivers offer HTTP/2")
 	fs.IntVar(&entryBytes, "entry-bytes", 0, "pad every entry to about this many bytes (default: about 1.5 KB)")
+	fs.BoolVar(&relayOnly, "relay-only", false, "measure auditrelay alone, without the bare loops")
 	fs.StringVar(&o.which, "only", "", "throughput | latency | startup | down (default: throughput and latency)")
 	_ = fs.Parse(args)
 	bins, err := build()
