@@ -51,7 +51,6 @@ type Feed struct {
 	fault   atomic.Pointer[error]
 	stopped chan struct{} // closed by Drain or Stop: ends waits between retries
 	stop    sync.Once
-	buffer  int
 	max     int64
 	log     *slog.Logger
 	cache   *decodeCache
@@ -105,7 +104,7 @@ func (s *Source) Feed(ctx context.Context, name string, o FeedOptions) (*Feed, e
 	if o.Ordered {
 		s.pinIfSupported(&cc)
 	}
-	f, err := s.feed(ctx, cc, o.MaxAckPending)
+	f, err := s.feed(ctx, cc)
 	if err != nil {
 		return nil, err
 	}
@@ -115,12 +114,12 @@ func (s *Source) Feed(ctx context.Context, name string, o FeedOptions) (*Feed, e
 	return f, nil
 }
 
-func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig, buffer int) (*Feed, error) {
+func (s *Source) feed(ctx context.Context, cc jetstream.ConsumerConfig) (*Feed, error) {
 	cons, err := s.bindConsumer(ctx, cc)
 	if err != nil {
 		return nil, err
 	}
-	f := &Feed{name: cc.Durable, src: s, cc: cc, cons: cons, buffer: min(buffer, 256), max: s.cfg.MaxEntryBytes,
+	f := &Feed{name: cc.Durable, src: s, cc: cc, cons: cons, max: s.cfg.MaxEntryBytes,
 		log: s.log, cache: &s.cache, stopped: make(chan struct{}), lostCh: make(chan struct{}, 1)}
 	f.noteInfo(cons.CachedInfo())
 	f.pinned, f.unpin = isPinned(cons.CachedInfo().Config), s.unpinner(cc.Durable)
@@ -173,8 +172,13 @@ func (f *Feed) pull() (jetstream.MessagesContext, error) {
 
 // pullOptions: a pinned consumer is pulled in its priority group, with
 // short requests so the pinned client renews its pin every pullExpiry.
+// The client buffers at most pullMessages; each pull asks for at most
+// pullBytes, and a new one goes out only as entries are taken (Next), one
+// at a time: large entries are pulled a few at a time, not pullMessages.
+// (PullMaxBytes alone would size the client's buffer for a million
+// messages: 8 MB of memory per consumer.)
 func (f *Feed) pullOptions() []jetstream.PullMessagesOpt {
-	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(f.buffer)}
+	opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessagesWithBytesLimit(pullMessages, f.src.pullBytes())}
 	if f.pinned {
 		opts = append(opts, jetstream.PullPriorityGroup(PriorityGroup), jetstream.PullExpiry(pullExpiry))
 	}
@@ -183,9 +187,9 @@ func (f *Feed) pullOptions() []jetstream.PullMessagesOpt {
 
 func setStart(cc *jetstream.ConsumerConfig, st config.Start) {
 	switch st.Mode {
-	case "all":
+	case config.StartAll:
 		cc.DeliverPolicy = jetstream.DeliverAllPolicy
-	case "time":
+	case config.StartTime:
 		t := st.Time
 		cc.DeliverPolicy, cc.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
 	default:
@@ -196,6 +200,21 @@ func setStart(cc *jetstream.ConsumerConfig, st config.Start) {
 // HandsBack reports that an entry handed back (NakWithDelay) comes again:
 // the scheduler may send an entry back to wait in JetStream.
 func (f *Feed) HandsBack() bool { return true }
+
+// pullMessages is how many messages a feed's client buffers at most.
+const pullMessages = 256
+
+// PullBytes is the least a pull asks for: the largest message it must be
+// able to take is the server's max_payload, plus headers and subject.
+const PullBytes = 1 << 20
+
+// pullBytes bounds one pull request, and so what the client buffers for a
+// feed, by bytes: PullBytes, or one message of the server's max_payload
+// (with room for its headers and subject) when that is larger. A message
+// larger than a pull's bytes could never be pulled.
+func (s *Source) pullBytes() int {
+	return max(PullBytes, int(s.nc.MaxPayload())+64<<10)
+}
 
 // Name is the consumer's name.
 func (f *Feed) Name() string { return f.name }

@@ -177,7 +177,7 @@ func (s *Source) Intake(ctx context.Context) (*Intake, error) {
 	}
 	// Pinned, so that of several replicas one counts and dead-letters.
 	s.pinIfSupported(&cc)
-	f, err := s.feed(ctx, cc, 256)
+	f, err := s.feed(ctx, cc)
 	if err != nil {
 		return nil, err
 	}

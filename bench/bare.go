@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -19,69 +21,130 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// runBare is the reference of issue 7: a JetStream pull consumer that POSTs
-// each entry to every URL, one after another, with one shared keep-alive
-// client, and acks. No retries, no config, no ordering, no metrics. With
-// -parallel it POSTs to the URLs concurrently: a stronger reference, shown
-// beside the first.
+// runBare is the reference auditrelay is measured against: the simplest
+// fast program that moves entries from a JetStream durable to N webhooks.
+// It pulls in batches of 500, works on 64 entries at once, POSTs each to
+// every URL one after another over one shared keep-alive client, and acks
+// the entry once every POST got a 2xx (Nak otherwise, so JetStream
+// redelivers it). No retries of its own, no ordering, no dead letters, no
+// metrics, no config. With -per-webhook it runs one durable per URL, each
+// with its own 64 workers, acking on its own: the shape of a sidecar whose
+// webhooks are independent, as auditrelay's are.
 func runBare(args []string) int {
 	fs := flag.NewFlagSet("bare", flag.ExitOnError)
 	url := fs.String("nats", nats.DefaultURL, "NATS URL")
 	stream := fs.String("stream", "THEHIVE_AUDIT", "stream")
 	urls := fs.String("urls", "", "comma-separated webhook URLs")
-	parallel := fs.Bool("parallel", false, "POST to the URLs concurrently instead of one after another")
+	workers := fs.Int("workers", 64, "entries worked on at once (per durable)")
+	batch := fs.Int("batch", 500, "pull batch: messages the client buffers")
+	perWebhook := fs.Bool("per-webhook", false, "one durable consumer per URL, each with its own workers and acks")
+	h2 := fs.Bool("h2", false, "allow HTTP/2 over TLS")
 	_ = fs.Parse(args)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := bare(ctx, *url, *stream, strings.Split(*urls, ","), *parallel); err != nil {
+	targets := strings.Split(*urls, ",")
+	if err := bare(ctx, *url, *stream, targets, *workers, *batch, *perWebhook, *h2); err != nil {
 		fmt.Fprintln(os.Stderr, "bare:", err)
 		return 1
 	}
 	return 0
 }
 
-func bare(ctx context.Context, url, stream string, urls []string, parallel bool) error {
+func bare(ctx context.Context, url, stream string, targets []string, workers, batch int, perWebhook, h2 bool) error {
 	nc, err := nats.Connect(url)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable: "bare", AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
 	}
-	client := &http.Client{Transport: &http.Transport{
-		MaxIdleConnsPerHost: 4, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true,
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: workers + 8,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   h2,
+		// The receivers are the bench's own, on loopback.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec
 	}}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		var wg sync.WaitGroup
-		for _, u := range urls {
-			if parallel {
-				wg.Go(func() { post(client, u, m.Data()) })
-			} else {
-				post(client, u, m.Data())
-			}
+	groups := [][]string{targets}
+	if perWebhook {
+		groups = nil
+		for _, t := range targets {
+			groups = append(groups, []string{t})
 		}
-		wg.Wait()
-		_ = m.Ack()
-	})
-	if err != nil {
-		return err
+	}
+	var wg sync.WaitGroup
+	var iters []jetstream.MessagesContext
+	for i, g := range groups {
+		durable := "bare"
+		if perWebhook {
+			durable = fmt.Sprintf("bare-%d", i+1)
+		}
+		cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable: durable, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckWait: 30 * time.Second, MaxAckPending: 10000,
+		})
+		if err != nil {
+			return err
+		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(batch))
+		if err != nil {
+			return err
+		}
+		iters = append(iters, it)
+		jobs := make(chan jetstream.Msg, workers)
+		for range workers {
+			wg.Go(func() {
+				for m := range jobs {
+					if postAll(client, g, m.Data()) {
+						_ = m.Ack()
+					} else {
+						_ = m.Nak()
+					}
+				}
+			})
+		}
+		wg.Go(func() {
+			defer close(jobs)
+			for {
+				m, err := it.Next()
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					return
+				}
+				if err == nil {
+					jobs <- m
+				}
+			}
+		})
 	}
 	<-ctx.Done()
-	cc.Stop()
+	for _, it := range iters {
+		it.Stop()
+	}
+	wg.Wait()
 	return nil
 }
 
-func post(c *http.Client, url string, body []byte) {
-	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
-	if err != nil {
-		time.Sleep(10 * time.Millisecond)
-		return
+// postAll POSTs body to each URL in turn; true when every one took it.
+func postAll(c *http.Client, urls []string, body []byte) bool {
+	for _, u := range urls {
+		req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+		if err != nil {
+			return false
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			return false
+		}
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	return true
 }

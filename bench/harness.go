@@ -37,7 +37,8 @@ func newEnv(ctx context.Context, webhooks, entries int, useTLS, h2 bool) (*env, 
 	if err != nil {
 		return nil, err
 	}
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
+		MaxPayload: int32(max(1<<20, entryBytes+64<<10))})
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +164,23 @@ func (e *env) delivered() int64 {
 	return n
 }
 
-// entry is a TheHive-shaped audit entry of about 1.5 KB.
+// entryBytes, when set (-entry-bytes), pads every entry to about that
+// size: the NATS server's max_payload and auditrelay's maxEntryBytes are
+// raised to take it.
+var entryBytes int
+
+// entry is a TheHive-shaped audit entry of about 1.5 KB, or entryBytes.
 func entry(n int, ts int64) []byte {
+	b := entry15(n, ts)
+	if pad := entryBytes - len(b) - len(`,"benchPad":""`); pad > 0 {
+		b = append(b[:len(b)-1], `,"benchPad":"`...)
+		b = append(b, strings.Repeat("x", pad)...)
+		b = append(b, `"}`...)
+	}
+	return b
+}
+
+func entry15(n int, ts int64) []byte {
 	root := "AV6FZsTj0KeanEfOQ" + strconv.Itoa(n%500)
 	return fmt.Appendf(nil, `{"benchN":%d,"benchTs":%d,"operation":"Update","objectType":"case_task","objectId":"task-%d","startDate":1505476659427,"requestId":"13b17ff13d1cfc56:2b7b048b:15e84f42c33:-8000:%d","rootId":%q,"base":true,"details":{"status":"InProgress","title":"Investigate suspicious logon on host WS-%d","description":%q},"object":{"_type":"case_task","_id":"task-%d","title":"Investigate suspicious logon","status":"InProgress","owner":"analyst","flag":false,"startDate":1505476659427,"order":0,"group":"default","createdBy":"admin","updatedBy":"analyst","createdAt":1505476659427,"updatedAt":1505476659500,"description":%q}}`,
 		n, ts, n, n, root, n%1000, strings.Repeat("Lateral movement indicators seen on the domain controller. ", 6), n, strings.Repeat("Check EDR telemetry and firewall logs. ", 8))
@@ -183,7 +199,19 @@ func (e *env) publish(ctx context.Context, from, to int, stamp bool) error {
 			return err
 		}
 		futures = append(futures, f)
+		// Large entries: wait every 32 MiB, or the server refuses more
+		// (429, too many requests).
+		if entryBytes > 0 && len(futures)*entryBytes >= 32<<20 {
+			if err := wait(ctx, futures); err != nil {
+				return err
+			}
+			futures = futures[:0]
+		}
 	}
+	return wait(ctx, futures)
+}
+
+func wait(ctx context.Context, futures []jetstream.PubAckFuture) error {
 	for _, f := range futures {
 		select {
 		case <-f.Ok():
@@ -224,8 +252,8 @@ func (e *env) startRelay(bin string) (*proc, error) {
 	for i, r := range e.recvs {
 		fmt.Fprintf(&hooks, "  w%d { url = %q, delivery.start = all%s }\n", i, r.URL+"/hook", trustAll(r))
 	}
-	conf := fmt.Sprintf("auditrelay {\n  nats.url = %q\n  nats.stream.create = false\n  admin.listen = %q\n  log.level = warn\n}\nwebhooks {\n%s}\n",
-		e.srv.ClientURL(), admin, hooks.String())
+	conf := fmt.Sprintf("auditrelay {\n  nats.url = %q\n  nats.stream.create = false\n  nats.maxEntryBytes = %d\n  admin.listen = %q\n  log.level = warn\n}\nwebhooks {\n%s}\n",
+		e.srv.ClientURL(), max(512<<10, 2*entryBytes), admin, hooks.String())
 	file := filepath.Join(e.dir, "application.conf")
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		return nil, err
@@ -247,12 +275,13 @@ func trustAll(r *counter) string {
 	return fmt.Sprintf(", ws.ssl.trustManager.stores = [ { type = PEM, data = %q } ]", pemOf(r.Certificate().Raw))
 }
 
-func (e *env) startBare(bin string, parallel bool) (*proc, error) {
+func (e *env) startBare(bin string, perWebhook, h2 bool) (*proc, error) {
 	urls := make([]string, len(e.recvs))
 	for i, r := range e.recvs {
 		urls[i] = r.URL + "/hook"
 	}
-	cmd := exec.Command(bin, "bare", "-nats", e.srv.ClientURL(), "-urls", strings.Join(urls, ","), "-parallel="+strconv.FormatBool(parallel))
+	cmd := exec.Command(bin, "bare", "-nats", e.srv.ClientURL(), "-urls", strings.Join(urls, ","),
+		"-per-webhook="+strconv.FormatBool(perWebhook), "-h2="+strconv.FormatBool(h2))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err

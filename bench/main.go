@@ -52,6 +52,8 @@ func runBench(args []string) int {
 	fs.DurationVar(&o.steady, "steady", 10*time.Second, "duration of the latency test")
 	fs.BoolVar(&o.tls, "tls", false, "HTTPS receivers (TLS 1.3) instead of plain HTTP")
 	fs.BoolVar(&o.h2, "h2", false, "with -tls: the receivers offer HTTP/2")
+	fs.IntVar(&entryBytes, "entry-bytes", 0, "pad every entry to about this many bytes (default: about 1.5 KB)")
+	fs.BoolVar(&relayOnly, "relay-only", false, "measure auditrelay alone, without the bare loops")
 	fs.StringVar(&o.which, "only", "", "throughput | latency | startup | down (default: throughput and latency)")
 	_ = fs.Parse(args)
 	bins, err := build()

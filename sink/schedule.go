@@ -25,6 +25,12 @@ const laterDelay = 2 * time.Second
 // holds back its key.
 const laterForget = laterDelay + audit.AckWait
 
+// MaxHeldBytes bounds the entries a webhook holds by their size, beside
+// their number (MaxAckPending): once they reach it, it takes no more until
+// some are done, so large entries cannot pile up in memory. One entry is
+// always taken, however large.
+const MaxHeldBytes = 4 << 20
+
 // held is an entry between its arrival and its acknowledgement.
 type held struct {
 	msg     *audit.Message
@@ -59,6 +65,7 @@ type scheduler struct {
 	queues   map[string][]*held
 	ready    []*held
 	bySeq    map[uint64]*held
+	bytes    int // raw bytes of the entries in bySeq
 	inflight int
 	done     chan *unit
 	// work feeds the webhook's maxInFlight delivery goroutines: a fixed
@@ -128,6 +135,7 @@ func (s *scheduler) add(m *audit.Message, now time.Time) {
 		return
 	}
 	s.bySeq[m.Seq] = h
+	s.bytes += len(m.Entry.Raw)
 	if h.key == "" {
 		s.makeReady(h, now)
 		return
@@ -220,6 +228,7 @@ func (s *scheduler) finish(u *unit, now time.Time) {
 	s.inflight--
 	for _, h := range u.items {
 		delete(s.bySeq, h.msg.Seq) // Seq never changes with a renewed handle
+		s.bytes -= len(h.msg.Entry.Raw)
 		if h.key == "" {
 			continue
 		}
@@ -370,6 +379,7 @@ func (s *scheduler) handBack() {
 func (s *scheduler) release(h *held) {
 	_ = h.msg.NakWithDelay(0)
 	delete(s.bySeq, h.msg.Seq)
+	s.bytes -= len(h.msg.Entry.Raw)
 }
 
 // Run delivers the feed's entries until ctx ends, then stops pulling, lets
@@ -392,7 +402,7 @@ func (w *Webhook) Run(ctx context.Context, feed Feed) error {
 	defer tick.Stop()
 	for {
 		var inCh <-chan *audit.Message
-		if len(s.bySeq) < w.maxHeld {
+		if len(s.bySeq) < w.maxHeld && s.bytes < MaxHeldBytes {
 			inCh = in
 		}
 		select {

@@ -2,9 +2,11 @@ package sink
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -106,5 +108,66 @@ func waitUntil(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %s", d)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestHeldBytesBound: entries of 1 MiB are taken from the feed only while
+// what the webhook holds is under MaxHeldBytes, whatever maxInFlight and
+// MaxAckPending allow; every entry is still delivered.
+func TestHeldBytesBound(t *testing.T) {
+	const n, size = 16, 1 << 20
+	var mu sync.Mutex
+	inflight, most, done := 0, 0, 0
+	release, stop := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		inflight++
+		most = max(most, inflight)
+		mu.Unlock()
+		select {
+		case <-release:
+		case <-stop:
+		}
+		mu.Lock()
+		inflight--
+		done++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	defer close(stop) // before srv.Close, so no handler stays blocked
+	w, err := New(*testWebhook(srv.URL), Options{Stream: "S"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	pad := strings.Repeat("x", size)
+	var msgs []*audit.Message
+	for i := range n {
+		raw := fmt.Sprintf(`{"operation":"Update","objectType":"case","objectId":"c%d","rootId":"r%d","details":{"d":%q}}`, i, i, pad)
+		msgs = append(msgs, mustDecodeMessage(t, raw, uint64(i+1)))
+	}
+	feed := newSliceFeed(msgs...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx, feed) }()
+	// Entries are taken while less than MaxHeldBytes is held: the one
+	// that crosses it is the last.
+	limit := (MaxHeldBytes + size - 1) / size
+	waitUntil(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return inflight == limit })
+	for i := range n {
+		release <- struct{}{}
+		waitUntil(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return done == i+1 })
+	}
+	mu.Lock()
+	got := most
+	mu.Unlock()
+	if got > limit {
+		t.Fatalf("%d entries of 1 MiB were in flight at once; MaxHeldBytes allows %d", got, limit)
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
 	}
 }
