@@ -250,11 +250,20 @@ func checkSigningSecret(s string) error {
 	if !ok {
 		return invalid(`a signing secret must start with "whsec_"`)
 	}
-	if _, err := base64.StdEncoding.DecodeString(rest); err != nil || rest == "" {
+	key, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil || rest == "" {
 		return invalid(`a signing secret must be "whsec_" and base64`)
+	}
+	if len(key) < MinSigningKey {
+		// The Standard Webhooks specification asks for 24 to 64 bytes.
+		return invalid("a signing secret's key must be at least %d bytes, got %d", MinSigningKey, len(key))
 	}
 	return nil
 }
+
+// MinSigningKey is the shortest signing key accepted: the Standard Webhooks
+// specification asks for 24 to 64 bytes.
+const MinSigningKey = 24
 
 func (d *decoder) filter(n *node, f *Filter) {
 	var ops []string

@@ -17,10 +17,6 @@ import (
 // signingSecretPrefix starts every Standard Webhooks secret.
 const signingSecretPrefix = "whsec_"
 
-// minSigningKey is the shortest key accepted: the Standard Webhooks
-// specification asks for 24 to 64 bytes.
-const minSigningKey = 24
-
 // Signer computes Standard Webhooks signatures
 // (https://www.standardwebhooks.com) with one or more secrets. It is safe for
 // concurrent use.
@@ -66,8 +62,8 @@ func decodeSigningSecret(secret string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not standard base64 after %q", signingSecretPrefix)
 	}
-	if len(key) < minSigningKey {
-		return nil, fmt.Errorf("key of %d bytes, want at least %d", len(key), minSigningKey)
+	if len(key) < config.MinSigningKey {
+		return nil, fmt.Errorf("key of %d bytes, want at least %d", len(key), config.MinSigningKey)
 	}
 	return key, nil
 }
