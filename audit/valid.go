@@ -87,19 +87,8 @@ func (v *validator) object(depth int) bool {
 		if !v.value(depth) {
 			return false
 		}
-		v.space()
-		if v.i >= len(v.data) {
-			return false
-		}
-		switch v.data[v.i] {
-		case ',':
-			v.i++
-			v.space()
-		case '}':
-			v.i++
-			return true
-		default:
-			return false
+		if more, ok := v.after('}'); !more {
+			return ok
 		}
 	}
 }
@@ -118,21 +107,29 @@ func (v *validator) array(depth int) bool {
 		if !v.value(depth) {
 			return false
 		}
-		v.space()
-		if v.i >= len(v.data) {
-			return false
-		}
-		switch v.data[v.i] {
-		case ',':
-			v.i++
-			v.space()
-		case ']':
-			v.i++
-			return true
-		default:
-			return false
+		if more, ok := v.after(']'); !more {
+			return ok
 		}
 	}
+}
+
+// after reads what follows a member of an object or array: a comma (more
+// members follow), or its closing byte (it ends well); anything else ends
+// it badly.
+func (v *validator) after(closing byte) (more, ok bool) {
+	v.space()
+	switch {
+	case v.i >= len(v.data):
+		return false, false
+	case v.data[v.i] == ',':
+		v.i++
+		v.space()
+		return true, true
+	case v.data[v.i] == closing:
+		v.i++
+		return false, true
+	}
+	return false, false
 }
 
 // str reads a string from its opening quote.
