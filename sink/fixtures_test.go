@@ -1,7 +1,6 @@
 package sink
 
 import (
-	"os"
 	"testing"
 
 	"github.com/auditrelay/auditrelay/config"
@@ -20,16 +19,6 @@ func fileStore(t *testing.T, typ, name string) config.Store { return tlstest.Tru
 // keyStore is a key store of the fixtures with the test password.
 func keyStore(t *testing.T, typ, name string) config.Store { return tlstest.Keys(t, typ, name) }
 
-func withPassword(s config.Store, pw string) config.Store {
-	s.Password = config.Secret(pw)
-	return s
-}
+func withPassword(s config.Store, pw string) config.Store { return tlstest.WithPassword(s, pw) }
 
-func readPEM(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(testdata(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func readPEM(t *testing.T, name string) []byte { return tlstest.Read(t, name) }

@@ -4,49 +4,32 @@ import (
 	"crypto/x509"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/internal/tlstest"
 )
 
-const storePassword = "changeit"
+// The fixtures are this package's testdata, read through tlstest as the
+// other packages' tests read them.
 
-func testdata(t *testing.T, name string) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+const storePassword = tlstest.Password
 
-// fileStore is a store read from testdata with the test password.
-func fileStore(t *testing.T, typ, name string) config.Store {
-	return config.Store{Type: typ, Path: testdata(t, name), Password: storePassword, HasPassword: true,
-		KeyPath: "webhooks.siem.ws.ssl.trustManager.stores[0]"}
-}
+func testdata(t *testing.T, name string) string { return tlstest.Path(t, name) }
+
+// fileStore is a trust store of testdata with the test password.
+func fileStore(t *testing.T, typ, name string) config.Store { return tlstest.Trust(t, typ, name) }
 
 func noPassword(s config.Store) config.Store {
 	s.Password, s.HasPassword = "", false
 	return s
 }
 
-func withPassword(s config.Store, pw string) config.Store {
-	s.Password = config.Secret(pw)
-	return s
-}
+func withPassword(s config.Store, pw string) config.Store { return tlstest.WithPassword(s, pw) }
 
-func readPEM(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(testdata(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func readPEM(t *testing.T, name string) []byte { return tlstest.Read(t, name) }
 
 // serverLeaf is the leaf of testdata/server.pem, which the test CA signed.
 func serverLeaf(t *testing.T) *x509.Certificate {
@@ -170,11 +153,7 @@ func TestLoadTrustReportsEveryStore(t *testing.T) {
 	}
 }
 
-func keyStore(t *testing.T, typ, name string) config.Store {
-	s := fileStore(t, typ, name)
-	s.KeyPath = "webhooks.siem.ws.ssl.keyManager.stores[0]"
-	return s
-}
+func keyStore(t *testing.T, typ, name string) config.Store { return tlstest.Keys(t, typ, name) }
 
 func TestLoadKeyPair(t *testing.T) {
 	tests := []struct {

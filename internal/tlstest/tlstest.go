@@ -4,6 +4,7 @@
 package tlstest
 
 import (
+	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -36,4 +37,20 @@ func Keys(t testing.TB, typ, name string) config.Store {
 	s := Trust(t, typ, name)
 	s.KeyPath = "webhooks.siem.ws.ssl.keyManager.stores[0]"
 	return s
+}
+
+// WithPassword is s with another password.
+func WithPassword(s config.Store, pw string) config.Store {
+	s.Password = config.Secret(pw)
+	return s
+}
+
+// Read is the contents of a file of tlsconf/testdata.
+func Read(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(Path(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
