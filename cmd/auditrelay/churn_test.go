@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -137,14 +136,8 @@ func TestFullSchedulerKeepsPin(t *testing.T) {
 	publishAll(t, js, all[1:])
 	// More handed out than the first replica's scheduler holds (256).
 	waitUntil(t, 20*time.Second, "the scheduler full of refused entries", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c, err := js.Consumer(ctx, "THEHIVE_AUDIT", "auditrelay-a")
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(ctx)
-		return err == nil && info.NumAckPending > 256
+		info := consumerInfo(js, "auditrelay-a")
+		return info != nil && info.NumAckPending > 256
 	})
 	// Longer than PinnedTTL (25 s) with the scheduler full: the role is
 	// looked at all along.
@@ -241,14 +234,8 @@ func TestFullReplicaLetsGoAfterNATSRestart(t *testing.T) {
 	g.mu.Unlock()
 	publishAll(t, js, all[1:])
 	waitUntil(t, 20*time.Second, "the active replica's scheduler full", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c, err := js.Consumer(ctx, "THEHIVE_AUDIT", "auditrelay-a")
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(ctx)
-		return err == nil && info.NumAckPending > 256
+		info := consumerInfo(js, "auditrelay-a")
+		return info != nil && info.NumAckPending > 256
 	})
 	srv.Shutdown()
 	srv.WaitForShutdown()

@@ -431,14 +431,24 @@ func waitSettled(t *testing.T, js jetstream.JetStream, n int, consumers ...strin
 	t.Helper()
 	for _, name := range consumers {
 		waitUntil(t, 30*time.Second, name+" settled", func() bool {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			c, err := js.Consumer(ctx, "THEHIVE_AUDIT", name)
-			if err != nil {
-				return false
-			}
-			info, err := c.Info(ctx)
-			return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == uint64(n)
+			info := consumerInfo(js, name)
+			return info != nil && info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == uint64(n)
 		})
 	}
+}
+
+// consumerInfo is what the server says of an audit stream consumer now,
+// nil when it cannot say.
+func consumerInfo(js jetstream.JetStream, name string) *jetstream.ConsumerInfo {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, "THEHIVE_AUDIT", name)
+	if err != nil {
+		return nil
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil
+	}
+	return info
 }
