@@ -181,22 +181,7 @@ webhooks {
 // natsWithPassword starts a NATS server that requires user and password.
 func natsWithPassword(t *testing.T, user, password string) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-		Username: user, Password: password,
-	})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	return srv
+	return natstest.StartWith(t, func(o *server.Options) { o.Username, o.Password = user, password })
 }
 
 func connectWithPassword(t *testing.T, srv *server.Server, user, password string) jetstream.JetStream {

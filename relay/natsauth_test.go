@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditrelay/auditrelay/internal/natstest"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -23,23 +24,11 @@ import (
 // security options (TLS, nkey users, trusted operators).
 func startSecuredNATS(t *testing.T, o server.Options) *server.Server {
 	t.Helper()
-	o.Host, o.Port, o.JetStream, o.StoreDir, o.NoLog, o.NoSigs = "127.0.0.1", -1, true, t.TempDir(), os.Getenv("NATSLOG") == "", true
-	srv, err := server.NewServer(&o)
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	if os.Getenv("NATSLOG") != "" {
-		srv.ConfigureLogger()
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
+	return natstest.StartWith(t, func(base *server.Options) {
+		host, port, js, dir := base.Host, base.Port, base.JetStream, base.StoreDir
+		*base = o
+		base.Host, base.Port, base.JetStream, base.StoreDir, base.NoLog, base.NoSigs = host, port, js, dir, true, true
 	})
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	return srv
 }
 
 // jsWith is a JetStream client of url with the given options.

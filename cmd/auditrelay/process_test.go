@@ -151,19 +151,7 @@ type sidecar struct {
 
 func writeConfig(t *testing.T, srv *server.Server, admin, webhooks string) string {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "application.conf")
-	conf := fmt.Sprintf(`auditrelay {
-  nats.url = "%s"
-  admin.listen = "%s"
-  shutdownTimeout = 10s
-  log { level = info, format = text }
-}
-%s
-`, srv.ClientURL(), admin, webhooks)
-	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return file
+	return writeConfigURL(t, srv.ClientURL(), admin, "", webhooks)
 }
 
 func startSidecar(t *testing.T, file string) *sidecar {
