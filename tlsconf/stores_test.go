@@ -15,8 +15,6 @@ import (
 // The fixtures are this package's testdata, read through tlstest as the
 // other packages' tests read them.
 
-const storePassword = tlstest.Password
-
 func testdata(t *testing.T, name string) string { return tlstest.Path(t, name) }
 
 // fileStore is a trust store of testdata with the test password.

@@ -137,12 +137,3 @@ func checkAll(path string) (*config.Config, error) {
 	}
 	return nil, errors.Join(err, relay.CheckStores(cfg, silent))
 }
-
-func hasProblemUnder(list config.ErrorList, prefix string) bool {
-	for _, fe := range list {
-		if fe.Path == prefix || strings.HasPrefix(fe.Path, prefix+".") || strings.HasPrefix(fe.Path, prefix+"[") {
-			return true
-		}
-	}
-	return false
-}
