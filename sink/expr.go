@@ -1,7 +1,7 @@
 package sink
 
 import (
-	"encoding/json"
+	"bytes"
 	"sync"
 
 	"github.com/expr-lang/expr/ast"
@@ -70,18 +70,15 @@ func (x *exprFilter) match(e *audit.Entry) bool {
 // env decodes the fields the expression reads. A field absent from the
 // entry is absent from env, as it would be decoding the whole entry.
 func (x *exprFilter) env(e *audit.Entry) map[string]any {
-	env := make(map[string]any, len(x.fields))
 	if x.all {
-		_ = json.Unmarshal(e.Raw, &env) // Raw is a JSON object: Decode checked it
+		env, _ := audit.Value(e.Raw).(map[string]any) // Raw is a JSON object: Decode checked it
 		return env
 	}
+	env := make(map[string]any, len(x.fields))
 	e.Fields(func(key, val []byte) {
-		name := fieldName(key)
 		for _, f := range x.fields {
-			if f == name {
-				var v any
-				_ = json.Unmarshal(val, &v) // a span of valid JSON
-				env[name] = v
+			if keyIs(key, f) {
+				env[f] = audit.Value(val) // a span of valid JSON
 				return
 			}
 		}
@@ -89,16 +86,12 @@ func (x *exprFilter) env(e *audit.Entry) map[string]any {
 	return env
 }
 
-// fieldName unescapes a key as written in the entry.
-func fieldName(key []byte) string {
-	for _, c := range key {
-		if c == '\\' {
-			var s string
-			if json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &s) == nil {
-				return s
-			}
-			break
-		}
+// keyIs reports whether key, as written in the entry, names the field
+// name. Only a key with an escape is decoded.
+func keyIs(key []byte, name string) bool {
+	if bytes.IndexByte(key, '\\') < 0 {
+		return string(key) == name
 	}
-	return string(key)
+	s, _ := audit.Value(append(append([]byte{'"'}, key...), '"')).(string)
+	return s == name
 }
