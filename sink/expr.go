@@ -32,7 +32,7 @@ func newExprFilter(src string) (*exprFilter, error) {
 	}
 	x := &exprFilter{program: p}
 	x.fields, x.all = exprFields(p.Node())
-	x.vms.New = func() any { return new(vm.VM) }
+	x.vms.New = func() any { return &exprRun{env: make(map[string]any, len(x.fields))} }
 	return x, nil
 }
 
@@ -59,22 +59,30 @@ func exprFields(n ast.Node) (fields []string, all bool) {
 // fails on an entry (a field it reads is missing or of another type) does
 // not hold: the entry is filtered, as one without the field would be.
 func (x *exprFilter) match(e *audit.Entry) bool {
-	env := x.env(e)
-	machine := x.vms.Get().(*vm.VM)
-	out, err := machine.Run(x.program, env)
-	x.vms.Put(machine)
+	r := x.vms.Get().(*exprRun)
+	out, err := r.vm.Run(x.program, x.env(e, r.env))
+	clear(r.env)
+	x.vms.Put(r)
 	ok, _ := out.(bool)
 	return err == nil && ok
 }
 
-// env decodes the fields the expression reads. A field absent from the
-// entry is absent from env, as it would be decoding the whole entry.
-func (x *exprFilter) env(e *audit.Entry) map[string]any {
+// exprRun is a VM and the map of fields it is given, reused together: the
+// map is cleared after each run.
+type exprRun struct {
+	vm  vm.VM
+	env map[string]any
+}
+
+// env decodes the fields the expression reads into env, empty, and returns
+// it; an expression that reads $env gets the whole entry in a map of its
+// own. A field absent from the entry is absent from env, as it would be
+// decoding the whole entry.
+func (x *exprFilter) env(e *audit.Entry, env map[string]any) map[string]any {
 	if x.all {
 		env, _ := audit.Value(e.Raw).(map[string]any) // Raw is a JSON object: Decode checked it
 		return env
 	}
-	env := make(map[string]any, len(x.fields))
 	e.Fields(func(key, val []byte) {
 		for _, f := range x.fields {
 			if keyIs(key, f) {
