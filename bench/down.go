@@ -34,7 +34,7 @@ func down(ctx context.Context, b binaries, o options) (first, peak float64, err 
 	for _, r := range e.recvs {
 		r.failing.Store(true)
 	}
-	p, err := e.startRelay(b.relay)
+	p, err := e.startRelay(b.relay, "")
 	if err != nil {
 		return 0, 0, err
 	}

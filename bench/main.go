@@ -3,6 +3,7 @@
 //
 //	go run ./bench                      # throughput + latency, 3 runs each
 //	go run ./bench -entries 20000 -runs 5
+//	go run ./bench -only formats        # format = audit against HEC batches of 50
 //
 // The parent process holds the NATS server, the counting receivers and the
 // publisher; the measured consumer — auditrelay, or the bare loop — runs as
@@ -54,7 +55,7 @@ func runBench(args []string) int {
 	fs.BoolVar(&o.h2, "h2", false, "with -tls: the receivers offer HTTP/2")
 	fs.IntVar(&entryBytes, "entry-bytes", 0, "pad every entry to about this many bytes (default: about 1.5 KB)")
 	fs.BoolVar(&relayOnly, "relay-only", false, "measure auditrelay alone, without the bare loops")
-	fs.StringVar(&o.which, "only", "", "throughput | latency | startup | down (default: throughput and latency)")
+	fs.StringVar(&o.which, "only", "", "throughput | latency | startup | down | formats (default: throughput and latency)")
 	_ = fs.Parse(args)
 	bins, err := build()
 	if err != nil {
@@ -77,6 +78,12 @@ func runBench(args []string) int {
 	}
 	if o.which == "down" {
 		if err := downTable(ctx, bins, o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+	}
+	if o.which == "formats" {
+		if err := formatsTable(ctx, bins, o); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			return 1
 		}

@@ -21,6 +21,7 @@ type result struct {
 	rssMB                           float64
 	lost, dup                       int
 	conns                           int64
+	perPost                         float64 // entries a request carries
 	p50, p99, max                   time.Duration
 }
 
@@ -52,6 +53,7 @@ func throughput(ctx context.Context, o options, start func(*env) (*proc, error))
 	r.perCPUSecond = float64(o.entries) / r.cpu.Seconds()
 	time.Sleep(500 * time.Millisecond) // late duplicates
 	r.lost, r.dup, r.conns = e.tally(o.entries)
+	r.perPost = e.perPost()
 	return r, nil
 }
 
@@ -114,6 +116,18 @@ func (e *env) tally(n int) (lost, dup int, conns int64) {
 	return lost, dup, conns
 }
 
+// perPost is how many entries a request carried, on average.
+func (e *env) perPost() float64 {
+	var posts int64
+	for _, r := range e.recvs {
+		posts += r.posts.Load()
+	}
+	if posts == 0 {
+		return 0
+	}
+	return float64(e.delivered()) / float64(posts)
+}
+
 func (e *env) percentiles() (p50, p99, max time.Duration) {
 	var all []time.Duration
 	for _, r := range e.recvs {
@@ -166,16 +180,16 @@ func pemOf(der []byte) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 }
 
-// consumers are the two programs compared.
-func consumers(b binaries, h2 bool) []struct {
+// consumer is one measured program, started against an env.
+type consumer struct {
 	name  string
 	start func(*env) (*proc, error)
-} {
-	all := []struct {
-		name  string
-		start func(*env) (*proc, error)
-	}{
-		{"auditrelay", func(e *env) (*proc, error) { return e.startRelay(b.relay) }},
+}
+
+// consumers are the programs compared.
+func consumers(b binaries, h2 bool) []consumer {
+	all := []consumer{
+		{"auditrelay", func(e *env) (*proc, error) { return e.startRelay(b.relay, "") }},
 		{"bare loop", func(e *env) (*proc, error) { return e.startBare(b.bench, false, h2) }},
 		{"bare loop, a durable per webhook", func(e *env) (*proc, error) { return e.startBare(b.bench, true, h2) }},
 	}
@@ -192,10 +206,10 @@ var relayOnly bool
 
 // runs measures each consumer o.runs times, alternating, and returns the
 // results by consumer.
-func runs(ctx context.Context, b binaries, o options, measure func(context.Context, options, func(*env) (*proc, error)) (result, error)) (map[string][]result, error) {
+func runs(ctx context.Context, cs []consumer, o options, measure func(context.Context, options, func(*env) (*proc, error)) (result, error)) (map[string][]result, error) {
 	out := map[string][]result{}
 	for i := range o.runs {
-		for _, c := range consumers(b, o.h2) {
+		for _, c := range cs {
 			r, err := measure(ctx, o, c.start)
 			if err != nil {
 				return nil, fmt.Errorf("%s run %d: %w", c.name, i+1, err)
@@ -218,7 +232,7 @@ func pick(rs []result, f func(result) float64) float64 {
 
 func throughputTable(ctx context.Context, b binaries, o options) error {
 	fmt.Fprintf(os.Stderr, "throughput: %d entries × %d webhooks, %d runs (tls=%v, h2=%v)\n", o.entries, o.webhooks, o.runs, o.tls, o.h2)
-	res, err := runs(ctx, b, o, throughput)
+	res, err := runs(ctx, consumers(b, o.h2), o, throughput)
 	if err != nil {
 		return err
 	}
@@ -246,7 +260,7 @@ func throughputTable(ctx context.Context, b binaries, o options) error {
 
 func latencyTable(ctx context.Context, b binaries, o options) error {
 	fmt.Fprintf(os.Stderr, "latency: %d entries/s × %d webhooks for %v, %d runs (tls=%v)\n", o.rate, o.webhooks, o.steady, o.runs, o.tls)
-	res, err := runs(ctx, b, o, latency)
+	res, err := runs(ctx, consumers(b, o.h2), o, latency)
 	if err != nil {
 		return err
 	}
