@@ -54,7 +54,7 @@ type Feed struct {
 	max     int64
 	log     *slog.Logger
 	cache   *decodeCache
-	reader  bool // a webhook's feed: counted by the cache (see decodeCache)
+	reader  bool // a webhook's feed: shares through the cache (see decodeCache)
 	closing atomic.Bool
 	mu      sync.Mutex   // guards it, replaced when a subscription is lost
 	pinned  bool         // a pinned-client consumer: pull with PriorityGroup
@@ -231,7 +231,7 @@ func (f *Feed) Next() (*Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := toMessage(p.msg, f.max, f.cache, f.reader)
+		m, err := toMessage(p.msg, f.max, f.cache, f.cacheUse())
 		switch {
 		case errors.Is(err, ErrInvalid):
 			_ = p.msg.Ack()
@@ -479,7 +479,15 @@ func (f *Feed) setIter(it jetstream.MessagesContext) {
 	f.it = it
 }
 
-func toMessage(msg jetstream.Msg, max int64, cache *decodeCache, reader bool) (*Message, error) {
+// cacheUse is how the feed reads through the decode cache.
+func (f *Feed) cacheUse() cacheUse {
+	if f.reader {
+		return useShare
+	}
+	return useLook
+}
+
+func toMessage(msg jetstream.Msg, max int64, cache *decodeCache, use cacheUse) (*Message, error) {
 	seq, _, ts, ok := ackMeta(msg.Reply())
 	if !ok {
 		md, err := msg.Metadata()
@@ -490,7 +498,7 @@ func toMessage(msg jetstream.Msg, max int64, cache *decodeCache, reader bool) (*
 	}
 	m := &Message{Seq: seq, Time: ts, msg: msg}
 	var err error
-	m.Entry, err = cache.decode(m.Seq, msg.Data(), max, reader)
+	m.Entry, err = cache.decode(m.Seq, msg.Data(), max, use)
 	return m, err
 }
 

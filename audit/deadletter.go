@@ -221,7 +221,11 @@ func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, c IntakeCounter
 	if first {
 		c.Received()
 	}
-	m, err := toMessage(msg, in.feed.max, in.feed.cache, false)
+	use := useLook
+	if seq, _, _, ok := ackMeta(msg.Reply()); ok && in.feed.cache.pace(ctx, seq) {
+		use = useKeep
+	}
+	m, err := toMessage(msg, in.feed.max, in.feed.cache, use)
 	var bad *InvalidError
 	if !errors.As(err, &bad) {
 		_ = msg.Ack()

@@ -1,49 +1,78 @@
 package audit
 
 import (
-	"bytes"
+	"context"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// Decode cache bounds: cacheSlots entries at most, holding at most
-// cacheBytes of raw entry bytes between them. An entry larger than
-// cacheMaxEntry is never kept: it is decoded by each consumer instead.
+// Decode cache bounds: cacheSlots entries at most, and cacheBytes of
+// decoded fields between them. The cache keeps no entry's bytes, only what
+// Decode read from them, so its bound does not grow with the entries.
 const (
-	cacheSlots    = 16384
-	cacheBytes    = 4 << 20
-	cacheMaxEntry = 64 << 10
+	cacheSlots = 16384
+	cacheBytes = 4 << 20
+	// decodedSize is what a kept entry costs beside its strings.
+	decodedSize = 256
 )
 
 // decodeCache lets the consumers of one source decode each entry once:
 // every webhook's consumer and the intake receive the same stream
-// sequence, though not at the same time (the intake runs ahead while a
-// backlog drains, and webhooks drift apart by what they hold). A slot is
-// found by sequence; a hit needs the same sequence and the same bytes (a
-// stream deleted and created again restarts its sequences), so a hit is
-// always the entry those bytes decode to.
+// sequence, though not at the same time (webhooks drift apart by what they
+// hold). A slot is found by sequence; a hit needs the same sequence and
+// the same bytes, compared by length and a 64-bit hash with a seed of this
+// process (a stream deleted and created again restarts its sequences), so
+// a hit is the entry those bytes decode to.
 //
 // What it keeps is bounded by bytes (cacheBytes): an entry leaves once
 // every webhook consumer of the source has taken it (readers), when a
 // later sequence needs its slot, or, oldest first, to make room for a new
-// one. The intake only looks entries up: while a backlog drains it runs
-// far ahead of the webhooks, and what it kept would crowd out what they
-// share.
+// one.
+//
+// The intake decodes first and keeps what it decodes for the webhooks, as
+// long as it is paced (see pace): a little ahead of the webhook furthest
+// on. Running free, far ahead of them, it would only crowd out what they
+// share, so then it looks entries up and keeps none.
 type decodeCache struct {
 	slots   [cacheSlots]atomic.Pointer[decoded]
 	mu      sync.Mutex // serialises stores and evictions, not hits
-	bytes   int64      // raw bytes held, under mu
+	bytes   int64      // what the kept entries cost, under mu
 	fifo    []uint64   // sequences stored, oldest first, under mu; some already gone
 	readers atomic.Int32
+	// lead is the highest sequence a webhook's consumer took.
+	lead atomic.Uint64
+	// decodes counts the entries decoded rather than found here (tests).
+	decodes atomic.Int64
 }
 
 type decoded struct {
 	seq   uint64
-	entry Entry
+	n     int    // the length of the bytes decoded
+	sum   uint64 // their hash
+	entry Entry  // with no Raw
 	err   error
 	size  int64
 	hits  atomic.Int32
 }
+
+// cacheSeed seeds the hashes that tell one entry's bytes from another's.
+var cacheSeed = maphash.MakeSeed()
+
+// cacheUse is how a consumer uses the cache.
+type cacheUse int
+
+const (
+	// useLook looks entries up and keeps none: the intake running free,
+	// and consumers that are not a webhook's.
+	useLook cacheUse = iota
+	// useKeep keeps what it decodes, without taking it: the paced intake.
+	useKeep
+	// useShare is a webhook's consumer: it keeps what it decodes, and is
+	// counted towards an entry leaving once every webhook took it.
+	useShare
+)
 
 // addReader and dropReader count the consumers reading through the cache:
 // an entry every one of them has taken is not needed any more.
@@ -52,28 +81,89 @@ func (c *decodeCache) dropReader() { c.readers.Add(-1) }
 
 // decode returns raw's entry, from the cache when another consumer decoded
 // the same sequence. The returned Entry's Raw is raw itself.
-// A reader is counted towards the entry leaving the cache; the intake,
-// which is not a reader, passes reader false.
-func (c *decodeCache) decode(seq uint64, raw []byte, max int64, reader bool) (Entry, error) {
-	slot := &c.slots[seq%cacheSlots]
-	if d := slot.Load(); d != nil && d.seq == seq && bytes.Equal(d.entry.Raw, raw) {
-		e := d.entry
-		e.Raw = raw
-		if reader && d.hits.Add(1) >= c.readers.Load() {
-			c.evict(slot, d)
-		}
-		return e, d.err
+func (c *decodeCache) decode(seq uint64, raw []byte, max int64, use cacheUse) (Entry, error) {
+	if use == useShare {
+		c.moveLead(seq)
 	}
+	slot := &c.slots[seq%cacheSlots]
+	var sum uint64
+	if d := slot.Load(); d != nil && d.seq == seq && d.n == len(raw) {
+		if sum = maphash.Bytes(cacheSeed, raw); sum == d.sum {
+			e := d.entry
+			e.Raw = raw
+			if use == useShare && d.hits.Add(1) >= c.readers.Load() {
+				c.evict(slot, d)
+			}
+			return e, d.err
+		}
+	}
+	c.decodes.Add(1)
 	e, err := Decode(raw, max)
 	if err != nil {
 		e.Raw = raw
 	}
-	if reader && c.readers.Load() > 1 && int64(len(raw)) <= cacheMaxEntry {
-		d := &decoded{seq: seq, entry: e, err: err, size: int64(len(raw))}
-		d.hits.Store(1)
-		c.store(slot, d)
+	if use == useLook || c.readers.Load() == 0 || (use == useShare && c.readers.Load() == 1) {
+		return e, err
 	}
+	if sum == 0 {
+		sum = maphash.Bytes(cacheSeed, raw)
+	}
+	d := &decoded{seq: seq, n: len(raw), sum: sum, entry: e, err: err, size: keptSize(&e)}
+	d.entry.Raw = nil
+	if use == useShare {
+		d.hits.Store(1)
+	}
+	c.store(slot, d)
 	return e, err
+}
+
+// keptSize is what keeping e costs: its strings and the rest.
+func keptSize(e *Entry) int64 {
+	return int64(decodedSize + len(e.ObjectType) + len(e.ObjectID) + len(e.RootID) +
+		len(e.RequestID) + len(e.Organisation) + len(e.OrganisationID))
+}
+
+func (c *decodeCache) moveLead(seq uint64) {
+	for {
+		lead := c.lead.Load()
+		if seq <= lead || c.lead.CompareAndSwap(lead, seq) {
+			return
+		}
+	}
+}
+
+// Pacing of the intake: it keeps at most paceAhead entries ahead of the
+// webhook furthest on, waiting pacePoll at a time, as long as that webhook
+// took an entry within paceStall.
+const (
+	paceAhead = 1024
+	pacePoll  = time.Millisecond
+	paceStall = 50 * time.Millisecond
+)
+
+// pace holds the intake back while seq is more than paceAhead entries
+// ahead of the webhook of this process furthest on, as long as that one
+// moves, so that the intake decodes each entry once for all of them. It
+// reports whether the intake should keep what it decodes: not when no
+// webhook here moves (none reads here, each is held back by its endpoint,
+// or they are slow), then the intake runs free and keeps nothing.
+func (c *decodeCache) pace(ctx context.Context, seq uint64) bool {
+	if c.readers.Load() == 0 {
+		return false
+	}
+	lead := c.lead.Load()
+	for still := time.Duration(0); seq > lead+paceAhead; {
+		if still >= paceStall || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(pacePoll)
+		if l := c.lead.Load(); l != lead {
+			lead, still = l, 0
+		} else {
+			still += pacePoll
+		}
+	}
+	return true
 }
 
 // store puts d in its slot unless the slot holds a later sequence (a
@@ -115,7 +205,7 @@ func (c *decodeCache) evictLocked(d *decoded) {
 	}
 }
 
-// held is the raw bytes the cache keeps now (tests).
+// held is what the cache's entries cost now (tests).
 func (c *decodeCache) held() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func cacheEntry(seq uint64, pad int) []byte {
@@ -12,50 +14,87 @@ func cacheEntry(seq uint64, pad int) []byte {
 }
 
 // Four webhook readers share one decode; the last to take an entry lets
-// it go, and the intake (not a reader) looks entries up without keeping any.
+// it go; the intake running free looks entries up without keeping any.
+// What is kept is the decoded fields, never a consumer's bytes.
 func TestDecodeCacheSharesAndLetsGo(t *testing.T) {
 	var c decodeCache
 	for range 4 {
 		c.addReader()
 	}
 	raw := cacheEntry(7, 100)
-	e, err := c.decode(7, raw, 0, false)
+	e, err := c.decode(7, raw, 0, useLook)
 	if err != nil || e.ObjectID != "c7" {
 		t.Fatalf("intake decode = %+v, %v", e, err)
 	}
 	if c.held() != 0 {
-		t.Fatalf("the intake kept %d bytes; it only looks up", c.held())
+		t.Fatalf("the intake running free kept %d bytes; it only looks up", c.held())
 	}
 	for i := range 4 {
 		copyRaw := append([]byte(nil), raw...)
-		e, err := c.decode(7, copyRaw, 0, true)
+		e, err := c.decode(7, copyRaw, 0, useShare)
 		if err != nil || e.ObjectID != "c7" || &e.Raw[0] != &copyRaw[0] {
 			t.Fatalf("reader %d: %+v, %v (Raw must be the reader's own bytes)", i, e, err)
 		}
-		if want := int64(len(raw)); i < 3 && c.held() != want {
+		if got := string(e.Fact("d")); got != `"`+strings.Repeat("x", 100)+`"` {
+			t.Fatalf("reader %d: details.d = %s, read from its own bytes", i, got)
+		}
+		if want := keptSize(&e); i < 3 && c.held() != want {
 			t.Fatalf("after reader %d the cache holds %d bytes, want %d", i, c.held(), want)
+		}
+		if d := c.slots[7%cacheSlots].Load(); i < 3 && (d == nil || d.entry.Raw != nil) {
+			t.Fatalf("after reader %d the kept entry is %+v: it must hold no bytes", i, d)
 		}
 	}
 	if c.held() != 0 {
 		t.Fatalf("every reader took the entry, yet the cache holds %d bytes", c.held())
 	}
-	// A stream created again reuses sequences: other bytes are no hit.
-	c.decode(8, cacheEntry(8, 10), 0, true)
+	if n := c.decodes.Load(); n != 2 {
+		t.Fatalf("%d decodes, want 2: the intake's and one for the four readers", n)
+	}
+	// A stream created again reuses sequences: other bytes of the same
+	// length are no hit.
+	c.decode(8, cacheEntry(8, 10), 0, useShare)
 	other := cacheEntry(9, 10)
-	if e, _ := c.decode(8, other, 0, true); e.ObjectID != "c9" {
+	if e, _ := c.decode(8, other, 0, useShare); e.ObjectID != "c9" {
 		t.Fatalf("different bytes at a cached sequence decoded as %q", e.ObjectID)
 	}
 }
 
+// The paced intake decodes first and keeps the entry for the webhooks:
+// one decode for all five consumers.
+func TestDecodeCachePacedIntakeDecodesForAll(t *testing.T) {
+	var c decodeCache
+	for range 4 {
+		c.addReader()
+	}
+	for seq := uint64(1); seq <= 100; seq++ {
+		raw := cacheEntry(seq, 1500)
+		if _, err := c.decode(seq, raw, 0, useKeep); err != nil {
+			t.Fatal(err)
+		}
+		for range 4 {
+			e, err := c.decode(seq, append([]byte(nil), raw...), 0, useShare)
+			if err != nil || e.ObjectID != fmt.Sprintf("c%d", seq) {
+				t.Fatalf("seq %d: %+v, %v", seq, e, err)
+			}
+		}
+	}
+	if n := c.decodes.Load(); n != 100 {
+		t.Fatalf("%d decodes for 100 entries read by the intake and 4 webhooks, want 100", n)
+	}
+	if c.held() != 0 {
+		t.Fatalf("every webhook took every entry, yet the cache holds %d bytes", c.held())
+	}
+}
+
 // What the cache keeps stays under cacheBytes however many entries pass
-// that some reader never takes, and an entry larger than cacheMaxEntry is
-// never kept.
+// that some reader never takes, and a large entry costs only its fields.
 func TestDecodeCacheBoundedByBytes(t *testing.T) {
 	var c decodeCache
 	c.addReader()
 	c.addReader() // the second never reads
 	for seq := uint64(1); seq <= 3*cacheSlots; seq++ {
-		if _, err := c.decode(seq, cacheEntry(seq, 1500), 0, true); err != nil {
+		if _, err := c.decode(seq, cacheEntry(seq, 1500), 0, useShare); err != nil {
 			t.Fatal(err)
 		}
 		if c.held() > cacheBytes {
@@ -68,11 +107,54 @@ func TestDecodeCacheBoundedByBytes(t *testing.T) {
 	var big decodeCache
 	big.addReader()
 	big.addReader()
-	if _, err := big.decode(1, cacheEntry(1, cacheMaxEntry), 0, true); err != nil {
+	if _, err := big.decode(1, cacheEntry(1, 1<<20), 0, useShare); err != nil {
 		t.Fatal(err)
 	}
-	if big.held() != 0 {
-		t.Fatalf("an entry over %d bytes was kept (%d bytes held)", cacheMaxEntry, big.held())
+	if got := big.held(); got <= 0 || got > decodedSize+64 {
+		t.Fatalf("an entry of 1 MiB costs %d bytes in the cache: only its decoded fields should count", got)
+	}
+}
+
+// pace holds the intake at most paceAhead entries ahead of the webhook
+// furthest on while that one moves, and lets it run free otherwise.
+func TestDecodeCachePace(t *testing.T) {
+	ctx := context.Background()
+	var none decodeCache
+	if none.pace(ctx, 1_000_000) {
+		t.Fatal("with no webhook reading here, the intake must run free")
+	}
+
+	var c decodeCache
+	c.addReader()
+	c.moveLead(100)
+	if !c.pace(ctx, 100+paceAhead) {
+		t.Fatal("an intake paceAhead entries ahead should go on at once, keeping what it decodes")
+	}
+	// The lead does not move: the intake waits paceStall, then runs free.
+	if c.pace(ctx, 100+paceAhead+1) {
+		t.Fatal("an intake ahead of a webhook that does not move must run free")
+	}
+	// The lead moves: the intake waits for it.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for lead := uint64(100); lead <= 3000; lead += 20 {
+			c.moveLead(lead)
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	target := uint64(3000 + paceAhead)
+	if !c.pace(ctx, target) {
+		t.Fatal("an intake ahead of a moving webhook must wait and keep what it decodes")
+	}
+	if lead := c.lead.Load(); target > lead+paceAhead {
+		t.Fatalf("pace let seq %d go with the lead at %d, more than %d ahead", target, lead, paceAhead)
+	}
+	<-done
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if c.pace(canceled, c.lead.Load()+paceAhead+1) {
+		t.Fatal("pace after the intake's context ended must not wait")
 	}
 }
 

@@ -40,9 +40,29 @@ type Entry struct {
 	Organisation   string
 	OrganisationID string
 
-	// details and object are spans of Raw, read only when a summary is
-	// asked for (Slack): most deliveries never need them.
-	details, object []byte
+	// details and object are where those values sit in Raw, read only
+	// when a summary is asked for (Slack): most deliveries never need
+	// them. Offsets, not slices: an Entry the decode cache keeps holds no
+	// consumer's bytes, and applies to any copy of the same bytes.
+	details, object span
+}
+
+// span is a value's place in an entry's Raw; the zero span is no value.
+type span struct{ from, to int }
+
+// in is the span's bytes in raw, nil for the zero span or a raw too
+// short for it (an Entry built by hand).
+func (s span) in(raw []byte) []byte {
+	if s.to == 0 || s.to > len(raw) {
+		return nil
+	}
+	return raw[s.from:s.to]
+}
+
+// spanOf is where val, a slice of raw (as eachField gives), sits in raw.
+func spanOf(raw, val []byte) span {
+	from := cap(raw) - cap(val)
+	return span{from, from + len(val)}
 }
 
 // ErrInvalid is wrapped by every error Decode returns, so callers can tell a
@@ -158,26 +178,26 @@ func (e *Entry) optional(key string, val []byte) {
 	case "organisationId":
 		e.OrganisationID, _ = jsonString(val)
 	case "details":
-		e.details = val
+		e.details = spanOf(e.Raw, val)
 	case "object":
-		e.object = val
+		e.object = spanOf(e.Raw, val)
 	}
 }
 
 // Title is details.title, else object.title, else "".
 func (e *Entry) Title() string {
-	if t := stringField(e.details, "title"); t != "" {
+	if t := stringField(e.details.in(e.Raw), "title"); t != "" {
 		return t
 	}
-	return stringField(e.object, "title")
+	return stringField(e.object.in(e.Raw), "title")
 }
 
 // Who is object.updatedBy, else object.createdBy, else "".
 func (e *Entry) Who() string {
-	if w := stringField(e.object, "updatedBy"); w != "" {
+	if w := stringField(e.object.in(e.Raw), "updatedBy"); w != "" {
 		return w
 	}
-	return stringField(e.object, "createdBy")
+	return stringField(e.object.in(e.Raw), "createdBy")
 }
 
 // Key returns the ordering key for orderBy: entries with the same
@@ -205,7 +225,7 @@ func (e *Entry) Fields(fn func(key, val []byte)) { eachField(e.Raw, fn) }
 // null counts as absent): what an update changed, else the object's state,
 // as Title reads a title.
 func (e *Entry) Fact(key string) []byte {
-	for _, obj := range [][]byte{e.details, e.object} {
+	for _, obj := range [][]byte{e.details.in(e.Raw), e.object.in(e.Raw)} {
 		var found []byte
 		eachField(obj, func(k, v []byte) {
 			if string(k) == key && string(v) != "null" {
