@@ -104,7 +104,7 @@ func natsOptions(cfg config.NATS, opts Options, log *slog.Logger, closed chan st
 			}
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS connection attempt failed", "err", err) }),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("NATS error", "err", err) }),
+		nats.ErrorHandler((&natsErrors{log: log, now: time.Now}).handle),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 	}
 	if opts.InProcess != nil {
