@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"time"
 
@@ -61,7 +62,7 @@ func cmdRun(ctx context.Context, args []string, e *env) error {
 		return usageError{fmt.Errorf("configuration %s:\n%s", *path, indent(err.Error()))}
 	}
 	startPprof(e.getenv(pprofEnv), log)
-	log.Info("auditrelay starting", "version", version, "config", cfg.File, "admin", r.AdminAddr())
+	log.Info("auditrelay starting", "version", version, "config", cfg.File, "admin", r.AdminAddr(), "procs", runtime.GOMAXPROCS(0))
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	stopping := ctx.Done()
