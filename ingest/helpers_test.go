@@ -67,12 +67,14 @@ func ingestConfig() config.Ingest {
 }
 
 // start runs an ingest server until the test ends; its metrics are in a
-// new e.reg.
+// new e.reg. Its shutdown timeout is above net/http's 5 s for a connection
+// that never sent a request (a sender's transport may dial one it then
+// does not use): Shutdown waits that long for such a connection.
 func (e *env) start(t testing.TB, cfg config.Ingest) *ingest.Server {
 	t.Helper()
 	e.reg = prometheus.NewRegistry()
 	s, err := ingest.New(cfg, ingest.Options{Store: e.src, Registerer: e.reg,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ShutdownTimeout: 5 * time.Second})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ShutdownTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
