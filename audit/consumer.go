@@ -307,11 +307,10 @@ func (f *Feed) sawGap(msg jetstream.Msg) bool {
 	if !f.pinned {
 		return false
 	}
-	md, err := msg.Metadata()
-	if err != nil || md.NumDelivered != 1 {
+	seq, delivered, _, ok := ackMeta(msg.Reply())
+	if !ok || delivered != 1 {
 		return false
 	}
-	seq := md.Sequence.Stream
 	gap := f.lastFirst != 0 && seq > f.lastFirst+1
 	f.lastFirst = max(f.lastFirst, seq)
 	return gap

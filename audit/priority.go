@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -413,13 +414,13 @@ func (f *Feed) popGathered() (pulled, bool) {
 type ownSet struct {
 	mu   sync.Mutex
 	seqs map[uint64]struct{}
-	// done are the last doneKept sequences acknowledged, in a ring: a copy
-	// of one that JetStream redelivered while the first waited in the
-	// pull buffer (its deadline ran out there, where nothing heartbeats
-	// it) comes after it was delivered, and is passed over.
-	done   map[uint64]struct{}
-	ring   []uint64
-	ringAt int
+	// done are the sequences acknowledged lately, each in the slot of its
+	// sequence modulo doneKept (0 is none: no stream sequence is 0), so
+	// about the last doneKept: a copy of one that JetStream redelivered
+	// while the first waited in the pull buffer (its deadline ran out
+	// there, where nothing heartbeats it) comes after it was delivered,
+	// and is passed over.
+	done [doneKept]atomic.Uint64
 }
 
 // doneKept is how many acknowledged sequences a feed remembers: more than
@@ -427,25 +428,13 @@ type ownSet struct {
 const doneKept = 4096
 
 // wasDone tells whether seq was acknowledged lately.
-func (o *ownSet) wasDone(seq uint64) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	_, ok := o.done[seq]
-	return ok
-}
+func (o *ownSet) wasDone(seq uint64) bool { return o.done[seq%doneKept].Load() == seq }
 
 func (o *ownSet) acked(seq uint64) {
+	o.done[seq%doneKept].Store(seq)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	delete(o.seqs, seq)
-	if o.done == nil {
-		o.done, o.ring = map[uint64]struct{}{}, make([]uint64, doneKept)
-	}
-	if old := o.ring[o.ringAt]; old != 0 {
-		delete(o.done, old)
-	}
-	o.ring[o.ringAt], o.ringAt = seq, (o.ringAt+1)%doneKept
-	o.done[seq] = struct{}{}
 }
 
 // track records seq as held and returns msg's handle, which forgets it

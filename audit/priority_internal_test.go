@@ -23,3 +23,22 @@ func TestPinningSupported(t *testing.T) {
 		}
 	}
 }
+
+// A feed remembers about the last doneKept sequences it acknowledged, so
+// that a stale copy of one is passed over; others are not done.
+func TestOwnSetRemembersRecentAcks(t *testing.T) {
+	var o ownSet
+	for seq := uint64(1); seq <= 3*doneKept; seq++ {
+		o.acked(seq)
+	}
+	for _, seq := range []uint64{2*doneKept + 1, 3 * doneKept} {
+		if !o.wasDone(seq) {
+			t.Errorf("seq %d, among the last %d acknowledged, is not done", seq, doneKept)
+		}
+	}
+	for _, seq := range []uint64{1, 2 * doneKept, 3*doneKept + 1} {
+		if o.wasDone(seq) {
+			t.Errorf("seq %d is done: it was acknowledged more than %d ago, or never", seq, doneKept)
+		}
+	}
+}
