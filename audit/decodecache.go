@@ -45,6 +45,10 @@ type decodeCache struct {
 	lead atomic.Uint64
 	// decodes counts the entries decoded rather than found here (tests).
 	decodes atomic.Int64
+	// free is where the intake last gave up waiting for the webhooks (see
+	// pace); sleepHook, when set, replaces its sleeps (tests).
+	free      atomic.Uint64
+	sleepHook func(time.Duration)
 }
 
 type decoded struct {
@@ -133,37 +137,59 @@ func (c *decodeCache) moveLead(seq uint64) {
 }
 
 // Pacing of the intake: it keeps at most paceAhead entries ahead of the
-// webhook furthest on, waiting pacePoll at a time, as long as that webhook
-// took an entry within paceStall.
+// webhook furthest on, waiting pacePoll at a time, as long as that one
+// moves at least paceMoves entries every paceStall.
 const (
 	paceAhead = 1024
 	pacePoll  = time.Millisecond
 	paceStall = 50 * time.Millisecond
+	paceMoves = 50
 )
 
 // pace holds the intake back while seq is more than paceAhead entries
-// ahead of the webhook of this process furthest on, as long as that one
-// moves, so that the intake decodes each entry once for all of them. It
-// reports whether the intake should keep what it decodes: not when no
-// webhook here moves (none reads here, each is held back by its endpoint,
-// or they are slow), then the intake runs free and keeps nothing.
+// ahead of the webhook of this process furthest on, so that the intake
+// decodes each entry once for all of them while they drain a backlog. It
+// reports whether the intake should keep what it decodes. When no webhook
+// reads here, or when the one furthest on moves fewer than paceMoves
+// entries in paceStall (held back by its endpoint, or slow), the intake
+// runs free and keeps nothing, without waiting again until the webhooks
+// come within paceAhead of where it gave up: it never crawls at the pace
+// of a slow webhook.
 func (c *decodeCache) pace(ctx context.Context, seq uint64) bool {
 	if c.readers.Load() == 0 {
 		return false
 	}
 	lead := c.lead.Load()
-	for still := time.Duration(0); seq > lead+paceAhead; {
-		if still >= paceStall || ctx.Err() != nil {
+	if seq <= lead+paceAhead {
+		return true
+	}
+	if lead+paceAhead < c.free.Load() {
+		return false
+	}
+	from, until := lead, time.Now().Add(paceStall)
+	for seq > lead+paceAhead {
+		if ctx.Err() != nil {
 			return false
 		}
-		time.Sleep(pacePoll)
-		if l := c.lead.Load(); l != lead {
-			lead, still = l, 0
-		} else {
-			still += pacePoll
+		if now := time.Now(); now.After(until) {
+			if lead-from < paceMoves {
+				c.free.Store(seq)
+				return false
+			}
+			from, until = lead, now.Add(paceStall)
 		}
+		c.sleep(pacePoll)
+		lead = c.lead.Load()
 	}
 	return true
+}
+
+func (c *decodeCache) sleep(d time.Duration) {
+	if c.sleepHook != nil {
+		c.sleepHook(d)
+		return
+	}
+	time.Sleep(d)
 }
 
 // store puts d in its slot unless the slot holds a later sequence (a

@@ -116,7 +116,8 @@ func TestDecodeCacheBoundedByBytes(t *testing.T) {
 }
 
 // pace holds the intake at most paceAhead entries ahead of the webhook
-// furthest on while that one moves, and lets it run free otherwise.
+// furthest on while that one keeps up, and lets it run free otherwise,
+// waiting once, not for every entry, while the webhooks stay behind.
 func TestDecodeCachePace(t *testing.T) {
 	ctx := context.Background()
 	var none decodeCache
@@ -125,27 +126,58 @@ func TestDecodeCachePace(t *testing.T) {
 	}
 
 	var c decodeCache
+	var sleeps int
+	c.sleepHook = func(d time.Duration) { sleeps++; time.Sleep(d) }
 	c.addReader()
 	c.moveLead(100)
-	if !c.pace(ctx, 100+paceAhead) {
-		t.Fatal("an intake paceAhead entries ahead should go on at once, keeping what it decodes")
+	if !c.pace(ctx, 100+paceAhead) || sleeps != 0 {
+		t.Fatalf("an intake paceAhead entries ahead should go on at once, keeping what it decodes (%d sleeps)", sleeps)
 	}
-	// The lead does not move: the intake waits paceStall, then runs free.
+	// The lead does not move: the intake waits paceStall, then runs free...
 	if c.pace(ctx, 100+paceAhead+1) {
 		t.Fatal("an intake ahead of a webhook that does not move must run free")
 	}
-	// The lead moves: the intake waits for it.
+	if sleeps == 0 {
+		t.Fatal("the intake gave up without waiting for the webhook")
+	}
+	// ...and does not wait again for the next entries.
+	sleeps = 0
+	for seq := uint64(100 + paceAhead + 2); seq < 100+paceAhead+100; seq++ {
+		if c.pace(ctx, seq) {
+			t.Fatalf("seq %d kept while the webhooks stay behind", seq)
+		}
+	}
+	if sleeps != 0 {
+		t.Fatalf("the intake waited %d times again behind webhooks that did not come", sleeps)
+	}
+	// A webhook that moves, but slowly, does not hold the intake either.
+	c.moveLead(3000)
+	slow := make(chan struct{})
+	go func() {
+		defer close(slow)
+		for lead := uint64(3000); lead < 3000+paceMoves; lead++ {
+			time.Sleep(2 * paceStall / paceMoves)
+			c.moveLead(lead)
+		}
+	}()
+	if c.pace(ctx, 3000+2*paceAhead) {
+		t.Fatal("an intake ahead of a webhook slower than paceMoves a paceStall must run free")
+	}
+	<-slow
+	// The webhooks catch up and move on: the intake is paced again, and
+	// waits for them.
+	c.moveLead(5000)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for lead := uint64(100); lead <= 3000; lead += 20 {
+		for lead := uint64(5000); lead <= 5500; lead += 100 {
+			time.Sleep(100 * time.Microsecond)
 			c.moveLead(lead)
-			time.Sleep(200 * time.Microsecond)
 		}
 	}()
-	target := uint64(3000 + paceAhead)
+	target := uint64(5500 + paceAhead)
 	if !c.pace(ctx, target) {
-		t.Fatal("an intake ahead of a moving webhook must wait and keep what it decodes")
+		t.Fatal("an intake ahead of webhooks that move must wait for them and keep what it decodes")
 	}
 	if lead := c.lead.Load(); target > lead+paceAhead {
 		t.Fatalf("pace let seq %d go with the lead at %d, more than %d ahead", target, lead, paceAhead)

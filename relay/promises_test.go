@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/auditrelay/auditrelay/audit"
 )
@@ -223,4 +224,25 @@ func TestBacklogWaitsInJetStream(t *testing.T) {
 	down.Store(false)
 	waitFor(t, 60*time.Second, "the backlog", func() bool { return len(uniqueBodies(rc.delivered())) == n })
 	assertNoDeadLetters(t, srv)
+}
+
+// The intake counts a backlog, and dead-letters its invalid entries, at
+// its own speed while the only webhook is down: it is paced to the
+// webhooks only while they move (it decodes for them), never held at the
+// pace of one that does not.
+func TestIntakeCountsWhileWebhooksAreDown(t *testing.T) {
+	srv, js := natsServer(t)
+	rc := newReceiver(t, func(*request, int) int { return http.StatusServiceUnavailable })
+	cfg := parseConfig(t, testConfig(srv, fmt.Sprintf(`webhooks.siem { url = "%s/siem", delivery.retry { maxAttempts = 100000, initialBackoff = 50ms, maxBackoff = 200ms } }`, rc.URL)))
+	r := startWith(t, cfg, Options{Version: "test", Logger: quietLog(), Registry: prometheus.NewRegistry()})
+	waitFor(t, 10*time.Second, "ready", func() bool { return len(r.NotReady()) == 0 })
+	const n = 3000
+	var all []string
+	for i := range n {
+		all = append(all, entry("Update", "case", "o"+strconv.Itoa(i), "r"+strconv.Itoa(i%100), i))
+	}
+	publish(t, js, "thehive.audit.case", all...)
+	publishRaw(t, srv.ClientURL(), "thehive.audit.case", "not json")
+	waitMetric(t, r.AdminAddr(), n+1, "auditrelay_entries_received_total")
+	waitMetric(t, r.AdminAddr(), 1, "auditrelay_entries_invalid_total")
 }
