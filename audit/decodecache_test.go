@@ -150,31 +150,20 @@ func TestDecodeCachePace(t *testing.T) {
 	if sleeps != 0 {
 		t.Fatalf("the intake waited %d times again behind webhooks that did not come", sleeps)
 	}
-	// A webhook that moves, but slowly, does not hold the intake either.
+	// A webhook that moves, but slowly (one entry a poll, a poll taking
+	// 2 ms or more), does not hold the intake either.
 	c.moveLead(3000)
-	slow := make(chan struct{})
-	go func() {
-		defer close(slow)
-		for lead := uint64(3000); lead < 3000+paceMoves; lead++ {
-			time.Sleep(2 * paceStall / paceMoves)
-			c.moveLead(lead)
-		}
-	}()
+	c.sleepHook = func(time.Duration) {
+		time.Sleep(2 * time.Millisecond)
+		c.moveLead(c.lead.Load() + 1)
+	}
 	if c.pace(ctx, 3000+2*paceAhead) {
 		t.Fatal("an intake ahead of a webhook slower than paceMoves a paceStall must run free")
 	}
-	<-slow
-	// The webhooks catch up and move on: the intake is paced again, and
-	// waits for them.
+	// The webhooks catch up and move on (100 entries a poll): the intake
+	// is paced again, and waits for them.
 	c.moveLead(5000)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for lead := uint64(5000); lead <= 5500; lead += 100 {
-			time.Sleep(100 * time.Microsecond)
-			c.moveLead(lead)
-		}
-	}()
+	c.sleepHook = func(time.Duration) { c.moveLead(c.lead.Load() + 100) }
 	target := uint64(5500 + paceAhead)
 	if !c.pace(ctx, target) {
 		t.Fatal("an intake ahead of webhooks that move must wait for them and keep what it decodes")
@@ -182,7 +171,6 @@ func TestDecodeCachePace(t *testing.T) {
 	if lead := c.lead.Load(); target > lead+paceAhead {
 		t.Fatalf("pace let seq %d go with the lead at %d, more than %d ahead", target, lead, paceAhead)
 	}
-	<-done
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
 	if c.pace(canceled, c.lead.Load()+paceAhead+1) {
