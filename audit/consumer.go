@@ -54,7 +54,7 @@ type Feed struct {
 	max     int64
 	log     *slog.Logger
 	cache   *decodeCache
-	reader  bool // a webhook's feed: shares through the cache (see decodeCache)
+	use     cacheUse // useShare for a webhook's feed (see decodeCache)
 	closing atomic.Bool
 	mu      sync.Mutex   // guards it, replaced when a subscription is lost
 	pinned  bool         // a pinned-client consumer: pull with PriorityGroup
@@ -109,7 +109,7 @@ func (s *Source) Feed(ctx context.Context, name string, o FeedOptions) (*Feed, e
 		return nil, err
 	}
 	f.ordered = o.Ordered
-	f.reader = true
+	f.use = useShare
 	s.cache.addReader()
 	return f, nil
 }
@@ -231,7 +231,7 @@ func (f *Feed) Next() (*Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		m, err := toMessage(p.msg, f.max, f.cache, f.cacheUse())
+		m, err := toMessage(p, f.max, f.cache, f.use)
 		switch {
 		case errors.Is(err, ErrInvalid):
 			_ = p.msg.Ack()
@@ -249,10 +249,37 @@ func (f *Feed) Next() (*Message, error) {
 	}
 }
 
-// pulled is a message and when its ack deadline last started.
+// pulled is a message, where it sits in the stream (read once, when it
+// is pulled) and when its ack deadline last started.
 type pulled struct {
 	msg jetstream.Msg
+	meta
+	err error // the message carries no JetStream metadata
 	at  time.Time
+}
+
+// meta is where a JetStream message sits: its stream sequence, how many
+// times it was delivered, when the stream stored it.
+type meta struct {
+	seq, delivered uint64
+	time           time.Time
+}
+
+// pull reads msg's place in the stream from its ack subject without
+// allocating (ackMeta), else from nats.go's metadata.
+func pull(msg jetstream.Msg, at time.Time) pulled {
+	p := pulled{msg: msg, at: at}
+	if seq, delivered, ts, ok := ackMeta(msg.Reply()); ok {
+		p.meta = meta{seq, delivered, ts}
+		return p
+	}
+	md, err := msg.Metadata()
+	if err != nil {
+		p.err = fmt.Errorf("message metadata: %w", err)
+		return p
+	}
+	p.meta = meta{md.Sequence.Stream, md.NumDelivered, md.Timestamp}
+	return p
 }
 
 // next returns the next message, riding out what a pull subscription can
@@ -272,12 +299,12 @@ func (f *Feed) next() (pulled, error) {
 		if err != nil {
 			return pulled{}, err
 		}
-		p := pulled{msg: msg, at: time.Now()}
+		p := pull(msg, time.Now())
 		repinned := f.notePin(msg)
 		if repinned {
 			f.lastFirst = 0
 		}
-		gap := !repinned && f.sawGap(msg)
+		gap := !repinned && f.sawGap(p)
 		if !repinned && !gap && !f.firstUnpinned() {
 			return p, nil
 		}
@@ -290,7 +317,7 @@ func (f *Feed) next() (pulled, error) {
 			return pulled{}, err
 		}
 		for _, g := range f.gathered {
-			f.sawGap(g.msg)
+			f.sawGap(g)
 		}
 	}
 }
@@ -303,14 +330,11 @@ func (f *Feed) next() (pulled, error) {
 // after later entries of their keys: a gathering waits for them. An
 // entry no longer in the stream also leaves a gap; the gathering then
 // finds nothing held elsewhere and ends at once.
-func (f *Feed) sawGap(msg jetstream.Msg) bool {
-	if !f.pinned {
+func (f *Feed) sawGap(p pulled) bool {
+	if !f.pinned || !p.firstDelivery() {
 		return false
 	}
-	seq, delivered, _, ok := ackMeta(msg.Reply())
-	if !ok || delivered != 1 {
-		return false
-	}
+	seq := p.seq
 	gap := f.lastFirst != 0 && seq > f.lastFirst+1
 	f.lastFirst = max(f.lastFirst, seq)
 	return gap
@@ -478,26 +502,13 @@ func (f *Feed) setIter(it jetstream.MessagesContext) {
 	f.it = it
 }
 
-// cacheUse is how the feed reads through the decode cache.
-func (f *Feed) cacheUse() cacheUse {
-	if f.reader {
-		return useShare
+func toMessage(p pulled, max int64, cache *decodeCache, use cacheUse) (*Message, error) {
+	if p.err != nil {
+		return nil, p.err
 	}
-	return useLook
-}
-
-func toMessage(msg jetstream.Msg, max int64, cache *decodeCache, use cacheUse) (*Message, error) {
-	seq, _, ts, ok := ackMeta(msg.Reply())
-	if !ok {
-		md, err := msg.Metadata()
-		if err != nil {
-			return nil, fmt.Errorf("message metadata: %w", err)
-		}
-		seq, ts = md.Sequence.Stream, md.Timestamp
-	}
-	m := &Message{Seq: seq, Time: ts, msg: msg}
+	m := &Message{Seq: p.seq, Time: p.time, msg: p.msg}
 	var err error
-	m.Entry, err = cache.decode(m.Seq, msg.Data(), max, use)
+	m.Entry, err = cache.decode(m.Seq, p.msg.Data(), max, use)
 	return m, err
 }
 
@@ -513,7 +524,7 @@ func (f *Feed) Drain() {
 // stopping runs once, when the feed is drained or stopped.
 func (f *Feed) stopping() {
 	close(f.stopped)
-	if f.reader {
+	if f.use == useShare {
 		f.cache.dropReader()
 	}
 }

@@ -199,7 +199,7 @@ func (in *Intake) Run(ctx context.Context, c IntakeCounters) error {
 		if err != nil {
 			return nil
 		}
-		in.handle(ctx, p.msg, c)
+		in.handle(ctx, p, c)
 	}
 }
 
@@ -215,17 +215,18 @@ func (in *Intake) Role(ctx context.Context) (Role, error) { return in.feed.Role(
 // handle counts an entry on its first delivery only: a redelivery (an
 // invalid entry whose dead letter could not be stored yet, an intake that
 // stopped before acknowledging) was counted when it was first handed out,
-// by this process or by the one before it. See firstDelivery.
-func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, c IntakeCounters) {
-	first := firstDelivery(msg)
+// by this process or by the one before it. See pulled.firstDelivery.
+func (in *Intake) handle(ctx context.Context, p pulled, c IntakeCounters) {
+	msg := p.msg
+	first := p.firstDelivery()
 	if first {
 		c.Received()
 	}
 	use := useLook
-	if seq, _, _, ok := ackMeta(msg.Reply()); ok && in.feed.cache.pace(ctx, seq) {
+	if p.err == nil && in.feed.cache.pace(ctx, p.seq) {
 		use = useKeep
 	}
-	m, err := toMessage(msg, in.feed.max, in.feed.cache, use)
+	m, err := toMessage(p, in.feed.max, in.feed.cache, use)
 	var bad *InvalidError
 	if !errors.As(err, &bad) {
 		_ = msg.Ack()
@@ -244,15 +245,9 @@ func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, c IntakeCounter
 	_ = msg.Ack()
 }
 
-// firstDelivery says whether JetStream hands msg out for the first time.
-// Counting only then counts each stream sequence at most once, across
-// redeliveries, restarts and replicas. An entry whose first delivery was
-// never handled (the process was killed with it pulled but unread) is not
-// counted at all: a crash can under-count, never over-count.
-func firstDelivery(msg jetstream.Msg) bool {
-	if _, delivered, _, ok := ackMeta(msg.Reply()); ok {
-		return delivered == 1
-	}
-	md, err := msg.Metadata()
-	return err == nil && md.NumDelivered == 1
-}
+// firstDelivery says whether JetStream hands the message out for the
+// first time. Counting only then counts each stream sequence at most once,
+// across redeliveries, restarts and replicas. An entry whose first
+// delivery was never handled (the process was killed with it pulled but
+// unread) is not counted at all: a crash can under-count, never over-count.
+func (p pulled) firstDelivery() bool { return p.err == nil && p.delivered == 1 }

@@ -280,7 +280,7 @@ const gatherPoll = 200 * time.Millisecond
 // or ErrClosed when the pin moved on or the feed was closed.
 func (f *Feed) gatherTakeover(first pulled) ([]pulled, error) {
 	batch := []pulled{first}
-	if f.nothingOutstanding(first.msg) {
+	if f.nothingOutstanding(first) {
 		return batch, nil
 	}
 	start := time.Now()
@@ -316,7 +316,7 @@ func (f *Feed) gatherTakeover(first pulled) ([]pulled, error) {
 		}
 	}
 	sortPulled(batch)
-	batch = slices.CompactFunc(batch, func(a, b pulled) bool { return streamSeq(a.msg) == streamSeq(b.msg) })
+	batch = slices.CompactFunc(batch, func(a, b pulled) bool { return a.seq == b.seq })
 	f.log.Info("this replica now delivers for the consumer", "consumer", f.name, "entries", len(batch),
 		"waited", time.Since(start).Round(time.Millisecond))
 	return batch, nil
@@ -340,7 +340,7 @@ func keepAlive(batch []pulled, now time.Time) {
 }
 
 func sortPulled(batch []pulled) {
-	slices.SortStableFunc(batch, func(a, b pulled) int { return cmp.Compare(streamSeq(a.msg), streamSeq(b.msg)) })
+	slices.SortStableFunc(batch, func(a, b pulled) int { return cmp.Compare(a.seq, b.seq) })
 }
 
 func handBackAll(batch []pulled) {
@@ -354,15 +354,14 @@ func handBackAll(batch []pulled) {
 // consumer's ack floor, so every earlier entry is acknowledged and no later
 // one was delivered before it (first deliveries go in stream order). This
 // is a fresh start or a clean handover, and there is nothing to wait for.
-func (f *Feed) nothingOutstanding(first jetstream.Msg) bool {
-	md, err := first.Metadata()
-	if err != nil || md.NumDelivered != 1 {
+func (f *Feed) nothingOutstanding(first pulled) bool {
+	if !first.firstDelivery() {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	info, err := f.consumer().Info(ctx)
-	return err == nil && md.Sequence.Stream == info.AckFloor.Stream+1
+	return err == nil && first.seq == info.AckFloor.Stream+1
 }
 
 // readAvailable appends what the subscription has, until none comes for
@@ -373,7 +372,7 @@ func (f *Feed) readAvailable(batch []pulled) ([]pulled, error) {
 		msg, err := f.iter().Next(jetstream.NextMaxWait(gatherPoll))
 		switch {
 		case err == nil:
-			batch = append(batch, pulled{msg: msg, at: time.Now()})
+			batch = append(batch, pull(msg, time.Now()))
 			continue
 		case f.closing.Load():
 			return batch, ErrClosed
@@ -462,7 +461,7 @@ func (o *ownSet) countWith(batch []pulled) int {
 	n := len(o.seqs)
 	seen := map[uint64]bool{}
 	for _, p := range batch {
-		seq := streamSeq(p.msg)
+		seq := p.seq
 		if _, held := o.seqs[seq]; !held && !seen[seq] {
 			seen[seq] = true
 			n++
@@ -488,13 +487,6 @@ func (m ownMsg) NakWithDelay(d time.Duration) error {
 	err := m.Msg.NakWithDelay(d)
 	m.set.forget(m.seq)
 	return err
-}
-
-func streamSeq(msg jetstream.Msg) uint64 {
-	if md, err := msg.Metadata(); err == nil {
-		return md.Sequence.Stream
-	}
-	return 0
 }
 
 // Release hands the pin over when this replica stops cleanly (its work
