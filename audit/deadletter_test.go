@@ -94,23 +94,6 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 	}
 }
 
-// lastDeadLetter is the last message on subject in the dead-letter stream,
-// nil when there is none.
-func lastDeadLetter(t *testing.T, js jetstream.JetStream, subject string) *jetstream.RawStreamMsg {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, audit.DeadLetterStream)
-	if err != nil {
-		return nil
-	}
-	msg, err := st.GetLastMsgForSubject(ctx, subject)
-	if err != nil {
-		return nil
-	}
-	return msg
-}
-
 // paddedEntry is a valid entry of exactly size bytes.
 func paddedEntry(t *testing.T, id string, size int) []byte {
 	t.Helper()
@@ -140,7 +123,7 @@ func TestIntakeStoresAnOversizedInvalidEntryWithoutItsBody(t *testing.T) {
 	}
 	var dl *jetstream.RawStreamMsg
 	waitUntil(t, 10*time.Second, "the dead letter of the oversized entry", func() bool {
-		dl = lastDeadLetter(t, js, "auditrelay.deadletter._invalid")
+		dl = natstest.LastMsg(t, js, audit.DeadLetterStream, "auditrelay.deadletter._invalid")
 		return dl != nil
 	})
 	if got := dl.Header.Get(audit.HeaderBody); got != audit.BodyOmitted || len(dl.Data) != 0 {
@@ -181,7 +164,7 @@ func TestIntakeCountsEachEntryOnce(t *testing.T) {
 	})
 	ensure(t, src)
 	waitUntil(t, 10*time.Second, "the invalid entry dead-lettered", func() bool {
-		return lastDeadLetter(t, js, "auditrelay.deadletter._invalid") != nil
+		return natstest.LastMsg(t, js, audit.DeadLetterStream, "auditrelay.deadletter._invalid") != nil
 	})
 	if r, i := counts.received.Load(), counts.invalid.Load(); r != 2 || i != 1 {
 		t.Errorf("counted received %d, invalid %d; want 2 and 1", r, i)

@@ -176,15 +176,9 @@ func (e *env) count(t testing.TB, stream, filter string) uint64 {
 // lastDeadLetter is the last message on <dlSubject>._invalid.
 func (e *env) lastDeadLetter(t testing.TB) *jetstream.RawStreamMsg {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := e.js.Stream(ctx, audit.DeadLetterStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := st.GetLastMsgForSubject(ctx, dlSubject+"."+audit.InvalidToken)
-	if err != nil {
-		t.Fatalf("no invalid dead letter: %v", err)
+	m := natstest.LastMsg(t, e.js, audit.DeadLetterStream, dlSubject+"."+audit.InvalidToken)
+	if m == nil {
+		t.Fatal("no invalid dead letter")
 	}
 	return m
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/auditrelay/auditrelay/audit"
 	"github.com/auditrelay/auditrelay/internal/natstest"
@@ -79,23 +78,6 @@ func paddedToolEntry(t *testing.T, id, rootID string, size int) string {
 	return head + strings.Repeat("x", n) + tail
 }
 
-// lastDeadLetterMsg is the last message on subject in the dead-letter
-// stream, nil when there is none.
-func lastDeadLetterMsg(t *testing.T, js jetstream.JetStream, subject string) *jetstream.RawStreamMsg {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, audit.DeadLetterStream)
-	if err != nil {
-		return nil
-	}
-	msg, err := st.GetLastMsgForSubject(ctx, subject)
-	if err != nil {
-		return nil
-	}
-	return msg
-}
-
 // TestDeadLetterTooLargeForNATS: an entry just under the server's
 // max_payload is rejected by its webhook; with the dead-letter headers it
 // would exceed max_payload, so it is stored without its body. Its key is
@@ -124,7 +106,7 @@ func TestDeadLetterTooLargeForNATS(t *testing.T) {
 	if n := deadLetterCount(t, js, "auditrelay.deadletter.siem"); n != 1 {
 		t.Fatalf("%d dead letters of siem, want 1", n)
 	}
-	dl := lastDeadLetterMsg(t, js, "auditrelay.deadletter.siem")
+	dl := natstest.LastMsg(t, js, audit.DeadLetterStream, "auditrelay.deadletter.siem")
 	if got := dl.Header.Get(audit.HeaderBody); got != audit.BodyOmitted || len(dl.Data) != 0 {
 		t.Errorf("dead letter %s = %q with %d bytes of body, want %q and none", audit.HeaderBody, got, len(dl.Data), audit.BodyOmitted)
 	}

@@ -3,6 +3,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -98,6 +99,23 @@ func Connect(t testing.TB, srv *server.Server) (*nats.Conn, jetstream.JetStream)
 		t.Fatalf("jetstream: %v", err)
 	}
 	return nc, js
+}
+
+// LastMsg is the last message on subject in stream, nil when there is
+// none (or no such stream).
+func LastMsg(t testing.TB, js jetstream.JetStream, stream, subject string) *jetstream.RawStreamMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil
+	}
+	msg, err := st.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		return nil
+	}
+	return msg
 }
 
 // StartCluster starts n servers clustered over loopback routes, each with
