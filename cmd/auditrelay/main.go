@@ -29,6 +29,7 @@ const (
 
 func main() {
 	setProcs(os.Getenv)
+	setGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)

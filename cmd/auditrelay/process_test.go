@@ -156,7 +156,12 @@ func writeConfig(t *testing.T, srv *server.Server, admin, webhooks string) strin
 
 func startSidecar(t *testing.T, file string) *sidecar {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "-config", file)
+	return startProcess(t, exec.Command(binary, "run", "-config", file))
+}
+
+// startProcess starts a sidecar's command, and waits for it to be ready.
+func startProcess(t *testing.T, cmd *exec.Cmd) *sidecar {
+	t.Helper()
 	pw := newPrefixWriter(t)
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {

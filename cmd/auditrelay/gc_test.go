@@ -1,0 +1,135 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditrelay/auditrelay/internal/natstest"
+)
+
+// gcPercentFor's GOGC starts the next collection where Go puts it:
+// at live × (1 + GOGC/100), never under 4 MiB × GOGC/100 (the runtime's
+// heap minimum). That is 16 MiB while under 4 MiB is live, 16 MiB above
+// live up to 16 MiB live, and twice live (Go's default) from there.
+func TestGCPercentForKeepsHeadroom(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		live uint64
+		want int
+	}{
+		{0, 400},          // before the first collection
+		{64 << 10, 400},   // the least a live heap counts as
+		{1 * mib, 400},    // the heap minimum: 16 MiB
+		{3*mib + 1, 400},  // about what is live at a steady 1,000 entries/s
+		{4 * mib, 400},    // 4 + 16
+		{5 * mib, 320},    // 5 + 16
+		{8 * mib, 200},    // 8 + 16
+		{10*mib + 7, 160}, // odd sizes round up: the headroom is never short
+		{12 * mib, 134},   // 12 + 16, rounded up
+		{16*mib - 1, 101}, // the last before Go's default
+		{16 * mib, 100},   // 16 + 16: Go's own doubling from here
+		{200 * mib, 100},  // never under Go's default
+		{1 << 40, 100},
+	} {
+		got := gcPercentFor(tc.live)
+		if got != tc.want {
+			t.Errorf("gcPercentFor(%d) = %d, want %d", tc.live, got, tc.want)
+		}
+		next := max(tc.live*uint64(100+got)/100, 4*mib*uint64(got)/100)
+		if want := max(16*mib, min(tc.live+gcHeadroom, 2*tc.live)); next < want {
+			t.Errorf("live %d: the next collection at %d, under %d", tc.live, next, want)
+		}
+	}
+}
+
+var gogcScraped = regexp.MustCompile(`(?m)^go_gc_gogc_percent (\S+)$`)
+
+// The sidecar keeps its garbage collector's headroom unless GOGC or
+// GOMEMLIMIT is set, and its GOGC shows in /metrics (go_gc_gogc_percent).
+// Idle, little is live: the headroom puts GOGC above Go's 100.
+func TestRunSetsGCHeadroomUnlessTold(t *testing.T) {
+	srv := natstest.Start(t)
+	file := writeConfig(t, srv, anyPort, `webhooks { hook { url = "http://127.0.0.1:1/hook" } }`)
+	without := withoutGCEnv()
+	for _, tc := range []struct {
+		name string
+		env  []string
+		ok   func(p float64) bool
+		want string
+	}{
+		{"unset", without, func(p float64) bool { return p > 100 && p <= 400 }, "over 100, at most 400"},
+		{"GOGC=150", append(without, "GOGC=150"), func(p float64) bool { return p == 150 }, "150, as set"},
+		{"GOMEMLIMIT", append(without, "GOMEMLIMIT=1GiB"), func(p float64) bool { return p == 100 }, "Go's 100, untouched"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startSidecarEnv(t, file, tc.env)
+			if p := scrapeGOGC(t, s.admin); !tc.ok(p) {
+				t.Fatalf("go_gc_gogc_percent %v, want %s", p, tc.want)
+			}
+		})
+	}
+}
+
+// With much live (1 MB entries held for 6 webhooks whose endpoint is
+// down, up to 4 MiB each), the headroom shrinks to what it is: 16 MiB
+// over the live heap, no longer a multiple of it. GOGC comes down from
+// 400 to 160 or less (10 MiB live or more).
+func TestGCHeadroomShrinksWithALargeLiveHeap(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	var hooks []string
+	for i := range 6 {
+		hooks = append(hooks, fmt.Sprintf(`h%d { url = "http://127.0.0.1:1/h%d", delivery.retry { maxAttempts = 1000, maxAge = 1h } }`, i, i))
+	}
+	file := writeConfig(t, srv, anyPort, "webhooks { "+strings.Join(hooks, "\n")+" }")
+	s := startSidecarEnv(t, file, withoutGCEnv())
+	if p := scrapeGOGC(t, s.admin); p <= 160 {
+		t.Fatalf("go_gc_gogc_percent %v idle, want over 160: the test would prove nothing", p)
+	}
+	pad := strings.Repeat("x", 1_000_000) // under NATS' 1 MiB payload limit
+	var big []string
+	for i := range 40 {
+		big = append(big, fmt.Sprintf(`{"operation":"Creation","objectType":"case","objectId":"c%d","rootId":"c%d","startDate":1700000000000,"details":{"description":"%s"}}`, i, i, pad))
+	}
+	publishAll(t, js, big)
+	var p float64
+	waitUntil(t, 30*time.Second, "go_gc_gogc_percent 160 or less", func() bool {
+		p = scrapeGOGC(t, s.admin)
+		return p <= 160
+	})
+	t.Logf("go_gc_gogc_percent %v", p)
+}
+
+func withoutGCEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=")
+	})
+}
+
+func scrapeGOGC(t *testing.T, admin string) float64 {
+	t.Helper()
+	m := gogcScraped.FindStringSubmatch(scrape(t, admin))
+	if m == nil {
+		t.Fatal("no go_gc_gogc_percent in /metrics")
+	}
+	p, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startSidecarEnv is startSidecar with the child's environment.
+func startSidecarEnv(t *testing.T, file string, env []string) *sidecar {
+	t.Helper()
+	cmd := exec.Command(binary, "run", "-config", file)
+	cmd.Env = env
+	return startProcess(t, cmd)
+}
