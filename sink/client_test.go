@@ -494,26 +494,67 @@ func TestRedirectLoopIsPermanent(t *testing.T) {
 }
 
 func TestTransportSettings(t *testing.T) {
-	wh := testWebhook("https://127.0.0.1:1/")
-	wh.WS.Timeout = config.Timeout{Connection: 3 * time.Second, Idle: 7 * time.Second, Request: 11 * time.Second}
-	wh.Delivery.MaxInFlight = 5
-	client, err := newClient(wh, nil)
+	for _, tc := range []struct {
+		name    string
+		timeout config.Timeout
+		// responseHeader is 0 when timeout.idle cannot end the wait for
+		// the response headers before the attempt's deadline does.
+		responseHeader time.Duration
+	}{
+		{"idle under request", config.Timeout{Connection: 3 * time.Second, Idle: 7 * time.Second, Request: 11 * time.Second}, 7 * time.Second},
+		{"idle as request", config.Timeout{Connection: 3 * time.Second, Idle: 11 * time.Second, Request: 11 * time.Second}, 0},
+		{"idle over request", config.Timeout{Connection: 3 * time.Second, Idle: 20 * time.Second, Request: 11 * time.Second}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wh := testWebhook("https://127.0.0.1:1/")
+			wh.WS.Timeout = tc.timeout
+			wh.Delivery.MaxInFlight = 5
+			client, err := newClient(wh, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, ok := client.Transport.(*http.Transport)
+			if !ok || tr == http.DefaultTransport {
+				t.Fatalf("transport %T is not the webhook's own", client.Transport)
+			}
+			if client.Timeout != 0 || client == http.DefaultClient {
+				t.Errorf("client.Timeout %v: the attempt's context sets the deadline", client.Timeout)
+			}
+			got := []any{tr.TLSHandshakeTimeout, tr.ResponseHeaderTimeout, tr.IdleConnTimeout, tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost, tr.ForceAttemptHTTP2, tr.DisableKeepAlives}
+			want := []any{3 * time.Second, tc.responseHeader, tc.timeout.Idle, 5, 5, true, false}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Errorf("setting %d: got %v, want %v", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// With timeout.idle no shorter than timeout.request (the defaults: 30s
+// each), the transport has no response-header timeout: the attempt's
+// deadline ends the wait for an endpoint that never answers.
+func TestRequestTimeoutBoundsAnAttempt(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	wh := testWebhook(srv.URL)
+	wh.WS.Timeout.Request, wh.WS.Timeout.Idle = 200*time.Millisecond, 30*time.Second
+	w, err := New(*wh, Options{Stream: "S"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, ok := client.Transport.(*http.Transport)
-	if !ok || tr == http.DefaultTransport {
-		t.Fatalf("transport %T is not the webhook's own", client.Transport)
-	}
-	if client.Timeout != 0 || client == http.DefaultClient {
-		t.Errorf("client.Timeout %v: the attempt's context sets the deadline", client.Timeout)
-	}
-	got := []any{tr.TLSHandshakeTimeout, tr.ResponseHeaderTimeout, tr.IdleConnTimeout, tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost, tr.ForceAttemptHTTP2, tr.DisableKeepAlives}
-	want := []any{3 * time.Second, 7 * time.Second, 7 * time.Second, 5, 5, true, false}
-	for i := range got {
-		if got[i] != want[i] {
-			t.Errorf("setting %d: got %v, want %v", i, got[i], want[i])
-		}
+	t.Cleanup(w.Close)
+	start := time.Now()
+	res := w.attempt(context.Background(), "id", []byte(`{}`), 1)
+	if res.Outcome != Retry || res.Status != kindTimeout || time.Since(start) > 3*time.Second {
+		t.Fatalf("got %v %q (%v) after %v, want a retried timeout after 200ms", res.Outcome, res.Status, res.Err, time.Since(start))
 	}
 }
 
