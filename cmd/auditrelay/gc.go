@@ -6,29 +6,28 @@ import (
 	"runtime/metrics"
 )
 
-// gcHeadroom is how far the heap may grow past what the last garbage
-// collection found live before the next one starts, at least, while
-// little is live.
-const gcHeadroom = 16 << 20
+// gcFloor is the heap the garbage collector lets grow before it collects,
+// however little is live; Go's own is 4 MiB.
+const gcFloor = 16 << 20
 
-// setGC keeps the next garbage collection at least gcHeadroom of heap
-// away, unless GOGC or GOMEMLIMIT is set. Go's default lets the heap
-// double, from 4 MiB: at a steady 1,000 entries/s the sidecar keeps about
-// 3 MB live, so it collected every 90 ms, each collection taking its one
-// CPU for about 2 ms, and the entries that came meanwhile waited: that
-// was its p99. With the headroom it collects about every half second.
-// With a backlog to drain it keeps 12 MB live or more, where the doubling
-// gives about as much, and the heap's peak stays where Go's default puts
-// it (see docs/performance.md).
+// setGC starts each garbage collection at gcFloor of heap, or at twice
+// what is live once that is more (Go's default: the heap doubles), unless
+// GOGC or GOMEMLIMIT is set. At a steady 1,000 entries/s the sidecar keeps
+// about 3 MB live: with Go's default it collected every 90 ms, each
+// collection taking its one CPU for about 2 ms, and the entries that came
+// meanwhile waited: that was its p99. With the floor it collects about
+// every half second. With a backlog to drain it keeps 12 MB live or more,
+// where Go's default applies, and the heap's peak stays where it puts it
+// (see docs/performance.md).
 //
-// It is set anew after each collection, from the heap that collection
-// found live (gcPercentFor).
+// Go has no setting for the floor: GOGC is set anew after each collection,
+// from the heap that collection found live (gcPercentFor).
 func setGC(getenv func(string) string) {
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		return
 	}
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	var last int
+	last := 100
 	var tune func()
 	tune = func() {
 		metrics.Read(sample)
@@ -43,16 +42,15 @@ func setGC(getenv func(string) string) {
 	tune()
 }
 
-// gcPercentFor is the GOGC that starts the next collection gcHeadroom
-// above live: Go starts it at live × (1 + GOGC/100), and never under
-// 4 MiB × GOGC/100. That floor is why it is never over 400 (the heap
-// would start at 16 MiB × GOGC/400 however little is live: at 16 MiB
-// with 400), and never under Go's 100, where the doubling gives more.
+// gcPercentFor is the GOGC that starts the next collection at gcFloor, or
+// at twice live once that is more. Go starts it at live × (1 + GOGC/100),
+// and never under 4 MiB × GOGC/100: with GOGC at 400, its most, that is
+// gcFloor however little is live.
 func gcPercentFor(live uint64) int {
 	if live == 0 {
 		return 400
 	}
-	return min(400, max(100, int((gcHeadroom*100+live-1)/live)))
+	return min(400, max(100, int(((gcFloor-min(live, gcFloor))*100+live-1)/live)))
 }
 
 func abs(n int) int { return max(n, -n) }

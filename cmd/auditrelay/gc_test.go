@@ -14,28 +14,26 @@ import (
 	"github.com/auditrelay/auditrelay/internal/natstest"
 )
 
-// gcPercentFor's GOGC starts the next collection where Go puts it:
-// at live × (1 + GOGC/100), never under 4 MiB × GOGC/100 (the runtime's
-// heap minimum). That is 16 MiB while under 4 MiB is live, 16 MiB above
-// live up to 16 MiB live, and twice live (Go's default) from there.
-func TestGCPercentForKeepsHeadroom(t *testing.T) {
+// gcPercentFor's GOGC starts the next collection where Go puts it, at
+// live × (1 + GOGC/100) and never under 4 MiB × GOGC/100 (the runtime's
+// heap minimum): at 16 MiB, or at twice live once that is more.
+func TestGCPercentForStartsAtTheFloor(t *testing.T) {
 	const mib = 1 << 20
 	for _, tc := range []struct {
 		live uint64
 		want int
 	}{
-		{0, 400},          // before the first collection
-		{64 << 10, 400},   // the least a live heap counts as
-		{1 * mib, 400},    // the heap minimum: 16 MiB
-		{3*mib + 1, 400},  // about what is live at a steady 1,000 entries/s
-		{4 * mib, 400},    // 4 + 16
-		{5 * mib, 320},    // 5 + 16
-		{8 * mib, 200},    // 8 + 16
-		{10*mib + 7, 160}, // odd sizes round up: the headroom is never short
-		{12 * mib, 134},   // 12 + 16, rounded up
-		{16*mib - 1, 101}, // the last before Go's default
-		{16 * mib, 100},   // 16 + 16: Go's own doubling from here
-		{200 * mib, 100},  // never under Go's default
+		{0, 400},        // before the first collection
+		{64 << 10, 400}, // the heap minimum at 400: 16 MiB
+		{1 * mib, 400},
+		{3*mib + 1, 400}, // about what is live at a steady 1,000 entries/s
+		{4 * mib, 300},   // 4 × 4
+		{5 * mib, 220},   // 5 × 3.2
+		{6 * mib, 167},   // rounded up: the floor is never short
+		{8*mib - 1, 101}, // the last under Go's default
+		{8 * mib, 100},   // twice 8: Go's own doubling from here
+		{12 * mib, 100},  // a drain: Go's default, its peak unchanged
+		{200 * mib, 100}, // never under Go's default
 		{1 << 40, 100},
 	} {
 		got := gcPercentFor(tc.live)
@@ -43,18 +41,19 @@ func TestGCPercentForKeepsHeadroom(t *testing.T) {
 			t.Errorf("gcPercentFor(%d) = %d, want %d", tc.live, got, tc.want)
 		}
 		next := max(tc.live*uint64(100+got)/100, 4*mib*uint64(got)/100)
-		if want := max(16*mib, min(tc.live+gcHeadroom, 2*tc.live)); next < want {
-			t.Errorf("live %d: the next collection at %d, under %d", tc.live, next, want)
+		want := max(gcFloor, 2*tc.live)
+		if next < want || next > want+want/100 {
+			t.Errorf("live %d: the next collection at %d, want %d", tc.live, next, want)
 		}
 	}
 }
 
 var gogcScraped = regexp.MustCompile(`(?m)^go_gc_gogc_percent (\S+)$`)
 
-// The sidecar keeps its garbage collector's headroom unless GOGC or
+// The sidecar sets its garbage collector's floor unless GOGC or
 // GOMEMLIMIT is set, and its GOGC shows in /metrics (go_gc_gogc_percent).
-// Idle, little is live: the headroom puts GOGC above Go's 100.
-func TestRunSetsGCHeadroomUnlessTold(t *testing.T) {
+// Idle, little is live: the floor puts GOGC above Go's 100.
+func TestRunSetsGCFloorUnlessTold(t *testing.T) {
 	srv := natstest.Start(t)
 	file := writeConfig(t, srv, anyPort, `webhooks { hook { url = "http://127.0.0.1:1/hook" } }`)
 	without := withoutGCEnv()
@@ -78,10 +77,9 @@ func TestRunSetsGCHeadroomUnlessTold(t *testing.T) {
 }
 
 // With much live (1 MB entries held for 6 webhooks whose endpoint is
-// down, up to 4 MiB each), the headroom shrinks to what it is: 16 MiB
-// over the live heap, no longer a multiple of it. GOGC comes down from
-// 400 to 160 or less (10 MiB live or more).
-func TestGCHeadroomShrinksWithALargeLiveHeap(t *testing.T) {
+// down, up to 4 MiB each), the floor is out of the way: GOGC comes down
+// from 400 to Go's 100, so a large heap is not let grow five times.
+func TestGCFloorGivesWayToALargeLiveHeap(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	var hooks []string
@@ -90,8 +88,8 @@ func TestGCHeadroomShrinksWithALargeLiveHeap(t *testing.T) {
 	}
 	file := writeConfig(t, srv, anyPort, "webhooks { "+strings.Join(hooks, "\n")+" }")
 	s := startSidecarEnv(t, file, withoutGCEnv())
-	if p := scrapeGOGC(t, s.admin); p <= 160 {
-		t.Fatalf("go_gc_gogc_percent %v idle, want over 160: the test would prove nothing", p)
+	if p := scrapeGOGC(t, s.admin); p <= 100 {
+		t.Fatalf("go_gc_gogc_percent %v idle, want over 100: the test would prove nothing", p)
 	}
 	pad := strings.Repeat("x", 1_000_000) // under NATS' 1 MiB payload limit
 	var big []string
@@ -100,9 +98,9 @@ func TestGCHeadroomShrinksWithALargeLiveHeap(t *testing.T) {
 	}
 	publishAll(t, js, big)
 	var p float64
-	waitUntil(t, 30*time.Second, "go_gc_gogc_percent 160 or less", func() bool {
+	waitUntil(t, 30*time.Second, "go_gc_gogc_percent 100", func() bool {
 		p = scrapeGOGC(t, s.admin)
-		return p <= 160
+		return p == 100
 	})
 	t.Logf("go_gc_gogc_percent %v", p)
 }
