@@ -17,7 +17,8 @@ import (
 //   - timeout.connection bounds the TCP connect and, separately, the TLS
 //     handshake;
 //   - timeout.idle bounds the wait for the response headers once the request
-//     is written (ResponseHeaderTimeout) and how long an unused keep-alive
+//     is written (ResponseHeaderTimeout, when it is shorter than
+//     timeout.request: see newTransport) and how long an unused keep-alive
 //     connection is kept (IdleConnTimeout); a stalled body is bounded by the
 //     attempt's context (timeout.request), set by the caller: the client has
 //     no Timeout of its own;
