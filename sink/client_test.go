@@ -535,16 +535,7 @@ func TestTransportSettings(t *testing.T) {
 // each), the transport has no response-header timeout: the attempt's
 // deadline ends the wait for an endpoint that never answers.
 func TestRequestTimeoutBoundsAnAttempt(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-time.After(5 * time.Second):
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-	wh := testWebhook(srv.URL)
+	wh := testWebhook(silentServer(t).URL)
 	wh.WS.Timeout.Request, wh.WS.Timeout.Idle = 200*time.Millisecond, 30*time.Second
 	w, err := New(*wh, Options{Stream: "S"})
 	if err != nil {
@@ -588,7 +579,9 @@ func TestConnectionTimeoutBoundsHandshake(t *testing.T) {
 	}
 }
 
-func TestIdleTimeoutBoundsResponseHeaders(t *testing.T) {
+// silentServer takes requests and answers none before the test ends (or
+// 5 s pass).
+func silentServer(t *testing.T) *httptest.Server {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -598,7 +591,11 @@ func TestIdleTimeoutBoundsResponseHeaders(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
-	wh := testWebhook(srv.URL)
+	return srv
+}
+
+func TestIdleTimeoutBoundsResponseHeaders(t *testing.T) {
+	wh := testWebhook(silentServer(t).URL)
 	wh.WS.Timeout.Idle = 200 * time.Millisecond
 	start := time.Now()
 	_, _, err := get(t, wh)
