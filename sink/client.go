@@ -83,8 +83,8 @@ func newTransport(wh *config.Webhook, tc *tlsconf.ClientTLS) *http.Transport {
 	// shorter than timeout.request, each attempt's own deadline (which
 	// started before the request was written) always ends that wait first,
 	// and the transport is spared a timer per request: 2 to 4% of an
-	// attempt (BenchmarkAttempt), 9% more entries/s draining a backlog
-	// (docs/performance.md).
+	// attempt (BenchmarkAttempt), 4 to 13% more entries/s draining a
+	// backlog (docs/performance.md).
 	if t.Idle < t.Request {
 		tr.ResponseHeaderTimeout = t.Idle
 	}
