@@ -2,10 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,7 +53,7 @@ var gogcScraped = regexp.MustCompile(`(?m)^go_gc_gogc_percent (\S+)$`)
 func TestRunSetsGCFloorUnlessTold(t *testing.T) {
 	srv := natstest.Start(t)
 	file := writeConfig(t, srv, anyPort, `webhooks { hook { url = "http://127.0.0.1:1/hook" } }`)
-	without := withoutGCEnv()
+	without := environWithout("GOGC", "GOMEMLIMIT")
 	for _, tc := range []struct {
 		name string
 		env  []string
@@ -87,7 +84,7 @@ func TestGCFloorGivesWayToALargeLiveHeap(t *testing.T) {
 		hooks = append(hooks, fmt.Sprintf(`h%d { url = "http://127.0.0.1:1/h%d", delivery.retry { maxAttempts = 1000, maxAge = 1h } }`, i, i))
 	}
 	file := writeConfig(t, srv, anyPort, "webhooks { "+strings.Join(hooks, "\n")+" }")
-	s := startSidecarEnv(t, file, withoutGCEnv())
+	s := startSidecarEnv(t, file, environWithout("GOGC", "GOMEMLIMIT"))
 	if p := scrapeGOGC(t, s.admin); p <= 100 {
 		t.Fatalf("go_gc_gogc_percent %v idle, want over 100: the test would prove nothing", p)
 	}
@@ -105,12 +102,6 @@ func TestGCFloorGivesWayToALargeLiveHeap(t *testing.T) {
 	t.Logf("go_gc_gogc_percent %v", p)
 }
 
-func withoutGCEnv() []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=")
-	})
-}
-
 func scrapeGOGC(t *testing.T, admin string) float64 {
 	t.Helper()
 	m := gogcScraped.FindStringSubmatch(scrape(t, admin))
@@ -122,12 +113,4 @@ func scrapeGOGC(t *testing.T, admin string) float64 {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// startSidecarEnv is startSidecar with the child's environment.
-func startSidecarEnv(t *testing.T, file string, env []string) *sidecar {
-	t.Helper()
-	cmd := exec.Command(binary, "run", "-config", file)
-	cmd.Env = env
-	return startProcess(t, cmd)
 }

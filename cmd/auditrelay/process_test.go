@@ -145,6 +145,7 @@ func (s *recorder) checkIDs(t *testing.T, path, webhook string, entries []string
 type sidecar struct {
 	cmd    *exec.Cmd
 	admin  string
+	start  string // the line it logged at start
 	logged <-chan string
 	done   chan error
 }
@@ -159,15 +160,38 @@ func startSidecar(t *testing.T, file string) *sidecar {
 	return startProcess(t, exec.Command(binary, "run", "-config", file))
 }
 
+// startSidecarEnv is startSidecar with the child's environment.
+func startSidecarEnv(t *testing.T, file string, env []string) *sidecar {
+	t.Helper()
+	cmd := exec.Command(binary, "run", "-config", file)
+	cmd.Env = env
+	return startProcess(t, cmd)
+}
+
+// environWithout is this process's environment without the variables
+// named.
+func environWithout(names ...string) []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(names, name)
+	})
+}
+
 // startProcess starts a sidecar's command, and waits for it to be ready.
+// Its log goes to the test log, and to cmd.Stderr as well when that is
+// set.
 func startProcess(t *testing.T, cmd *exec.Cmd) *sidecar {
 	t.Helper()
 	pw := newPrefixWriter(t)
-	cmd.Stderr = pw
+	if cmd.Stderr != nil {
+		cmd.Stderr = io.MultiWriter(cmd.Stderr, pw)
+	} else {
+		cmd.Stderr = pw
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &sidecar{cmd: cmd, logged: pw.admin, done: make(chan error, 1)}
+	s := &sidecar{cmd: cmd, logged: pw.start, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	t.Cleanup(func() { s.kill() })
 	s.waitReady(t)
@@ -176,7 +200,8 @@ func startProcess(t *testing.T, cmd *exec.Cmd) *sidecar {
 func (s *sidecar) waitReady(t *testing.T) {
 	t.Helper()
 	select {
-	case s.admin = <-s.logged:
+	case s.start = <-s.logged:
+		s.admin = adminLogged.FindStringSubmatch(s.start)[1]
 	case <-time.After(15 * time.Second):
 		t.Fatal("sidecar did not log its admin address within 15s")
 	}
@@ -201,24 +226,24 @@ func (s *sidecar) kill() {
 	}
 }
 
-// prefixWriter sends the child's log to the test log, and the admin
-// address it logs at start to admin.
+// prefixWriter sends the child's log to the test log, and the line it
+// logs at start, with its admin address, to start.
 type prefixWriter struct {
 	t     *testing.T
-	admin chan string
+	start chan string
 }
 
 func newPrefixWriter(t *testing.T) *prefixWriter {
-	return &prefixWriter{t: t, admin: make(chan string, 1)}
+	return &prefixWriter{t: t, start: make(chan string, 1)}
 }
 
-var adminLogged = regexp.MustCompile(`auditrelay starting.*admin=([^\s"]+)`)
+var adminLogged = regexp.MustCompile(`auditrelay starting[^\n]*admin=([^\s"]+)[^\n]*`)
 
 func (w *prefixWriter) Write(p []byte) (int, error) {
 	w.t.Logf("sidecar: %s", p)
-	if m := adminLogged.FindSubmatch(p); m != nil {
+	if m := adminLogged.Find(p); m != nil {
 		select {
-		case w.admin <- string(m[1]):
+		case w.start <- string(m):
 		default:
 		}
 	}

@@ -1,16 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"os"
-	"os/exec"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/auditrelay/auditrelay/internal/natstest"
 )
@@ -30,7 +24,7 @@ var procsLogged = regexp.MustCompile(`auditrelay starting.* procs=(\d+)`)
 func TestRunSaysItsProcs(t *testing.T) {
 	srv := natstest.Start(t)
 	file := writeConfig(t, srv, anyPort, `webhooks { hook { url = "http://127.0.0.1:1/hook" } }`)
-	withoutProcs := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") })
+	withoutProcs := environWithout("GOMAXPROCS")
 	for _, tc := range []struct {
 		name string
 		env  []string
@@ -41,37 +35,13 @@ func TestRunSaysItsProcs(t *testing.T) {
 		{"GOMAXPROCS=3", append(withoutProcs, "GOMAXPROCS=3"), func(n int) bool { return n == 3 }, "3, as set"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(binary, "run", "-config", file)
-			cmd.Env = tc.env
-			stderr, err := cmd.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
+			s := startSidecarEnv(t, file, tc.env)
+			m := procsLogged.FindStringSubmatch(s.start)
+			if m == nil {
+				t.Fatalf("start line %q has no procs", s.start)
 			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-			found := make(chan string, 1)
-			go func() {
-				sc := bufio.NewScanner(stderr)
-				for sc.Scan() {
-					t.Logf("sidecar: %s", sc.Text())
-					if m := procsLogged.FindStringSubmatch(sc.Text()); m != nil {
-						found <- m[1]
-						break
-					}
-				}
-				for sc.Scan() { // keep the pipe drained
-				}
-			}()
-			select {
-			case got := <-found:
-				n, _ := strconv.Atoi(got)
-				if !tc.ok(n) {
-					t.Fatalf("procs=%d, want %s", n, tc.want)
-				}
-			case <-time.After(15 * time.Second):
-				t.Fatal("no start line with procs within 15s")
+			if n, _ := strconv.Atoi(m[1]); !tc.ok(n) {
+				t.Fatalf("procs=%d, want %s", n, tc.want)
 			}
 		})
 	}

@@ -48,15 +48,8 @@ func TestSIGINTDrainsAndExitsZero(t *testing.T) {
 
 	var logs syncBuffer
 	cmd := exec.Command(binary, "run", "-config", file)
-	pw := newPrefixWriter(t)
-	cmd.Stderr = io.MultiWriter(&logs, pw)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &sidecar{cmd: cmd, logged: pw.admin, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
-	t.Cleanup(s.kill)
-	s.waitReady(t)
+	cmd.Stderr = &logs
+	s := startProcess(t, cmd)
 
 	publishAll(t, js, entries(1))
 	select {
