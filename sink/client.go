@@ -78,6 +78,11 @@ func newTransport(wh *config.Webhook, tc *tlsconf.ClientTLS) *http.Transport {
 		MaxIdleConnsPerHost:    wh.Delivery.MaxInFlight,
 		MaxConnsPerHost:        wh.Delivery.MaxInFlight,
 		ForceAttemptHTTP2:      true,
+		// No Accept-Encoding: gzip on every request, and no gzip reader
+		// on every response to see whether it is needed: a receiver's
+		// answer is drained, and only a failure's start is read (see
+		// text, which reads a gzipped one all the same).
+		DisableCompression: true,
 	}
 	// timeout.idle bounds the wait for the response headers. When it is no
 	// shorter than timeout.request, each attempt's own deadline (which

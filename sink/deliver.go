@@ -2,6 +2,7 @@ package sink
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -115,7 +116,7 @@ func (w *Webhook) attempt(ctx context.Context, id string, body []byte, n int) Re
 	resp, err := w.client.Do(req)
 	res := Classify(resp, err, time.Now())
 	if resp != nil {
-		res.snippet = w.snippet(resp.Body, res.Outcome != Delivered)
+		res.snippet = w.snippet(resp, res.Outcome != Delivered)
 	}
 	if res.Err != nil {
 		res.Err = &scrubbedError{err: res.Err, scrub: w.scrub}
@@ -157,7 +158,7 @@ const snippetLen = 512
 // the webhook's secrets. It reads the longest secret's length past
 // snippetLen and scrubs before cutting, so a secret that straddles the cut
 // is hidden whole rather than shown in part.
-func (w *Webhook) snippet(body io.ReadCloser, keep bool) string {
+func (w *Webhook) snippet(resp *http.Response, keep bool) string {
 	n := 0
 	if keep {
 		n = snippetLen
@@ -165,7 +166,7 @@ func (w *Webhook) snippet(body io.ReadCloser, keep bool) string {
 			n += len(w.secrets[0]) // secretsOf sorts longest first
 		}
 	}
-	s := w.scrub(drain(body, n))
+	s := w.scrub(drain(resp, n))
 	if len(s) > snippetLen {
 		s = s[:snippetLen]
 	}
@@ -173,15 +174,32 @@ func (w *Webhook) snippet(body io.ReadCloser, keep bool) string {
 }
 
 // drain reads what is left of a body so the connection is reused, keeping
-// its first keep bytes.
-func drain(body io.ReadCloser, keep int) string {
-	defer body.Close()
+// the first keep bytes of its text.
+func drain(resp *http.Response, keep int) string {
+	defer resp.Body.Close()
 	var snippet []byte
 	if keep > 0 {
-		snippet, _ = io.ReadAll(io.LimitReader(body, int64(keep)))
+		snippet, _ = io.ReadAll(io.LimitReader(text(resp), int64(keep)))
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, 1<<20))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	return string(snippet)
+}
+
+// text is a response body as its sender wrote it. auditrelay asks for no
+// compression (the transport's DisableCompression), but a receiver may
+// gzip an error page anyway: it is read through gzip then, so that a
+// reason quotes the text and the scrubbing sees any secret it echoes,
+// never the compressed bytes. A body that says gzip and is not reads as
+// a note saying so.
+func text(resp *http.Response) io.Reader {
+	if !strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		return resp.Body
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		return strings.NewReader("(a gzip body that does not decompress)")
+	}
+	return zr
 }
 
 // scrub hides the webhook's own secrets (secretsOf) in a response snippet

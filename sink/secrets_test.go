@@ -1,6 +1,8 @@
 package sink
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/auditrelay/auditrelay/config"
@@ -37,7 +40,13 @@ func leaks() []string {
 // echoServer answers 400 with pad bytes of padding, then the request as it
 // arrived: path, query, every header and the body.
 func echoServer(t *testing.T, pad int) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(echo(pad))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func echo(pad int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprintf(w, "%spath=%s query=%s", strings.Repeat("x", pad), r.URL.EscapedPath(), r.URL.RawQuery)
@@ -45,9 +54,7 @@ func echoServer(t *testing.T, pad int) *httptest.Server {
 			fmt.Fprintf(w, " %s: %s", k, strings.Join(r.Header[k], ","))
 		}
 		fmt.Fprintf(w, " body=%s", body)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	}
 }
 
 // echoWebhook carries a secret in the URL's userinfo, path and query, a
@@ -84,6 +91,66 @@ func TestEchoedRequestScrubbed(t *testing.T) {
 			}
 			if len(res.snippet) > snippetLen {
 				t.Errorf("snippet of %d bytes, want at most %d", len(res.snippet), snippetLen)
+			}
+			assertNoLeak(t, shown, leaks())
+		})
+	}
+}
+
+// TestGzippedErrorPageScrubbed: auditrelay asks for no compression, yet a
+// receiver may gzip its error page all the same. The reason quotes the
+// page's text, scrubbed, never the compressed bytes (in which the scrubbing
+// could not find an echoed secret); a body that says gzip and is not is
+// quoted as a note saying so.
+func TestGzippedErrorPageScrubbed(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		accept []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		accept = append(accept, r.Header.Values("Accept-Encoding")...)
+		mu.Unlock()
+		var page bytes.Buffer
+		rec := httptest.NewRecorder()
+		echo(0)(rec, r)
+		w.Header().Set("Content-Encoding", "gzip")
+		w.WriteHeader(rec.Code)
+		if r.URL.Query().Get("tenant") == "broken" {
+			_, _ = w.Write([]byte("not gzip " + leakBearer))
+			return
+		}
+		zw := gzip.NewWriter(&page)
+		_, _ = zw.Write(rec.Body.Bytes())
+		_ = zw.Close()
+		_, _ = w.Write(page.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+	for _, tenant := range []string{"soc", "broken"} {
+		t.Run(tenant, func(t *testing.T) {
+			wh := echoWebhook(srv)
+			wh.URL = strings.Replace(wh.URL, "tenant=soc", "tenant="+tenant, 1)
+			w, err := New(*wh, Options{Stream: "THEHIVE_AUDIT", Version: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(w.Close)
+			res := w.attempt(t.Context(), "THEHIVE_AUDIT.siem.1", []byte(`{"x":1}`), 1)
+			if res.Outcome != Permanent || res.Status != "400" {
+				t.Fatalf("got %v %q, want permanent 400", res.Outcome, res.Status)
+			}
+			mu.Lock()
+			if len(accept) != 0 {
+				t.Errorf("request carried Accept-Encoding %q, want none", accept)
+			}
+			mu.Unlock()
+			shown := res.reason()
+			want := "path=**** query=****"
+			if tenant == "broken" {
+				want = "(a gzip body that does not decompress)"
+			}
+			if !strings.Contains(shown, want) {
+				t.Errorf("reason %q: want it to quote %q", shown, want)
 			}
 			assertNoLeak(t, shown, leaks())
 		})
