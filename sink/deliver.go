@@ -25,14 +25,15 @@ const (
 
 // deliver sends a unit until it is delivered, dead-lettered, or (when soft
 // ends first) handed back; it acknowledges accordingly. Its body and
-// webhook-id are built once; the signature is made anew per attempt.
-func (w *Webhook) deliver(soft, hard context.Context, u *unit) *unit {
-	msgs := u.msgs
+// webhook-id are built once; the signature is made anew per attempt. Its
+// attempts are bounded by d, whose parent is the hard context: past it,
+// nothing is tried or stored any more, and what is left is handed back.
+func (w *Webhook) deliver(soft context.Context, d *deadline, u *unit) *unit {
+	hard, msgs := d.parent, u.msgs
 	// The body is not pooled: the transport may still read a request body
 	// after Do returns (an early response), so it is never reused.
 	body, err := w.enc.Body(nil, msgs)
-	var rerr *renderError
-	if errors.As(err, &rerr) {
+	if err != nil && failedToRender(err) {
 		// A template failed: the entries it fails on are dead-lettered,
 		// the others go on.
 		if msgs, body, err = w.separate(hard, u, msgs); len(msgs) == 0 || u.handedBack {
@@ -45,8 +46,13 @@ func (w *Webhook) deliver(soft, hard context.Context, u *unit) *unit {
 		return u
 	}
 	id := WebhookID(w.stream, w.cfg.Name, msgs[0].Seq, msgs[len(msgs)-1].Seq)
-	w.retry(soft, hard, u, msgs, id, body)
+	w.retry(soft, d, u, msgs, id, body)
 	return u
+}
+
+func failedToRender(err error) bool {
+	var rerr *renderError
+	return errors.As(err, &rerr)
 }
 
 // separate renders each entry of a unit alone, dead-letters those the
@@ -74,10 +80,10 @@ func (w *Webhook) separate(ctx context.Context, u *unit, msgs []*audit.Message) 
 	return good, body, err
 }
 
-func (w *Webhook) retry(soft, hard context.Context, u *unit, msgs []*audit.Message, id string, body []byte) {
-	r := w.cfg.Delivery.Retry
+func (w *Webhook) retry(soft context.Context, d *deadline, u *unit, msgs []*audit.Message, id string, body []byte) {
+	hard, r := d.parent, w.cfg.Delivery.Retry
 	for n := 1; ; n++ {
-		res := w.attempt(hard, id, body, n)
+		res := w.attemptWithin(d, id, body, n)
 		switch {
 		case res.Outcome == Delivered:
 			w.acked(msgs)
@@ -100,11 +106,24 @@ func (w *Webhook) retry(soft, hard context.Context, u *unit, msgs []*audit.Messa
 	}
 }
 
-// attempt makes one HTTP request under the webhook's request timeout.
+// attempt makes one HTTP request under the webhook's request timeout, on
+// its own (send-test).
 func (w *Webhook) attempt(ctx context.Context, id string, body []byte, n int) Result {
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.WS.Timeout.Request)
-	defer cancel()
-	req := w.request(ctx, body)
+	d := w.deadline(ctx)
+	defer d.close()
+	return w.attemptWithin(d, id, body, n)
+}
+
+// deadline bounds attempts made one after another, as a delivery
+// goroutine makes them, by the webhook's request timeout.
+func (w *Webhook) deadline(parent context.Context) *deadline {
+	return &deadline{parent: parent, limit: w.cfg.WS.Timeout.Request}
+}
+
+// attemptWithin makes one HTTP request, bounded by d.
+func (w *Webhook) attemptWithin(d *deadline, id string, body []byte, n int) Result {
+	defer d.stop()
+	req := w.request(d.start(), body)
 	req.Header[HeaderWebhookID] = []string{id}
 	req.Header[HeaderAttempt] = []string{strconv.Itoa(n)}
 	if w.signer != nil {

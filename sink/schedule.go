@@ -101,8 +101,10 @@ func newScheduler(w *Webhook) *scheduler {
 func (s *scheduler) workers(hard context.Context) {
 	for range s.w.cfg.Delivery.MaxInFlight {
 		go func() {
+			d := s.w.deadline(hard)
+			defer d.close()
 			for u := range s.work {
-				s.done <- s.w.deliver(u.soft, hard, u)
+				s.done <- s.w.deliver(u.soft, d, u)
 			}
 		}()
 	}
