@@ -9,15 +9,12 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"fmt"
-	"io"
-	"maps"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +28,7 @@ import (
 
 	"github.com/auditrelay/auditrelay/audit"
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/internal/echotest"
 	"github.com/auditrelay/auditrelay/internal/natstest"
 )
 
@@ -278,22 +276,6 @@ func echoSecrets() []string {
 		b64(echoHeader), echoBasicPass, b64("soc:" + echoBasicPass), echoProxyPass}
 }
 
-// newEchoEndpoint answers 400 with the request as it arrived: path, query,
-// every header and the body, as receivers' error pages sometimes do.
-func newEchoEndpoint(t *testing.T) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, "path=%s query=%s", r.URL.EscapedPath(), r.URL.RawQuery)
-		for _, k := range slices.Sorted(maps.Keys(r.Header)) {
-			fmt.Fprintf(w, " %s: %s", k, strings.Join(r.Header[k], ","))
-		}
-		fmt.Fprintf(w, " body=%.40s", body)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // TestEchoedRequestLeaksNoSecret: two webhooks whose URLs carry secrets in
 // userinfo, path and query, with bearer and Basic auth, a configured header
 // and a proxy password (for an address the URL bypasses), point at an
@@ -303,7 +285,7 @@ func newEchoEndpoint(t *testing.T) *httptest.Server {
 // echoed path and query as ****.
 func TestEchoedRequestLeaksNoSecret(t *testing.T) {
 	srv, js := natsServer(t)
-	echo := newEchoEndpoint(t)
+	echo := echotest.Server(t, 0, 40)
 	withUser := strings.Replace(echo.URL, "http://", "http://relay:"+echoURLPass+"@", 1)
 	cfg := parseConfig(t, testConfig(srv, fmt.Sprintf(`webhooks {
   slack {

@@ -5,8 +5,6 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"fmt"
-	"io"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/internal/echotest"
 )
 
 // Secrets of the echo tests; each distinctive, so a leak cannot hide.
@@ -37,26 +36,6 @@ func leaks() []string {
 		base64.StdEncoding.EncodeToString([]byte(leakHeader))}
 }
 
-// echoServer answers 400 with pad bytes of padding, then the request as it
-// arrived: path, query, every header and the body.
-func echoServer(t *testing.T, pad int) *httptest.Server {
-	srv := httptest.NewServer(echo(pad))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-func echo(pad int) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, "%spath=%s query=%s", strings.Repeat("x", pad), r.URL.EscapedPath(), r.URL.RawQuery)
-		for _, k := range slices.Sorted(maps.Keys(r.Header)) {
-			fmt.Fprintf(w, " %s: %s", k, strings.Join(r.Header[k], ","))
-		}
-		fmt.Fprintf(w, " body=%s", body)
-	}
-}
-
 // echoWebhook carries a secret in the URL's userinfo, path and query, a
 // bearer key and a configured header.
 func echoWebhook(srv *httptest.Server) *config.Webhook {
@@ -74,7 +53,7 @@ func echoWebhook(srv *httptest.Server) *config.Webhook {
 func TestEchoedRequestScrubbed(t *testing.T) {
 	for _, pad := range []int{0, snippetLen - 20} {
 		t.Run(fmt.Sprintf("pad=%d", pad), func(t *testing.T) {
-			srv := echoServer(t, pad)
+			srv := echotest.Server(t, pad, 0)
 			wh := echoWebhook(srv)
 			w, err := New(*wh, Options{Stream: "THEHIVE_AUDIT", Version: "test"})
 			if err != nil {
@@ -113,7 +92,7 @@ func TestGzippedErrorPageScrubbed(t *testing.T) {
 		mu.Unlock()
 		var page bytes.Buffer
 		rec := httptest.NewRecorder()
-		echo(0)(rec, r)
+		echotest.Handler(0, 0)(rec, r)
 		w.Header().Set("Content-Encoding", "gzip")
 		w.WriteHeader(rec.Code)
 		if r.URL.Query().Get("tenant") == "broken" {
@@ -175,7 +154,7 @@ func assertNoLeak(t *testing.T, shown string, secrets []string) {
 // TestRequestErrorScrubbed: the error net/http gives for a refused
 // connection names the URL; the reason shows it as scheme://host:port/****.
 func TestRequestErrorScrubbed(t *testing.T) {
-	srv := echoServer(t, 0)
+	srv := echotest.Server(t, 0, 0)
 	wh := echoWebhook(srv)
 	srv.Close() // nothing listens there now: connection refused
 	w, err := New(*wh, Options{Stream: "THEHIVE_AUDIT", Version: "test"})

@@ -3,16 +3,12 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
-	"io"
-	"maps"
-	"net/http"
-	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/auditrelay/auditrelay/config"
+	"github.com/auditrelay/auditrelay/internal/echotest"
 	"github.com/auditrelay/auditrelay/internal/natstest"
 )
 
@@ -39,16 +35,7 @@ func cmdSecrets() []string {
 // the URL as scheme://host:port/**** and none of the secrets; the echoed
 // path, query and headers read ****.
 func TestCommandsShowNoSecret(t *testing.T) {
-	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, "path=%s query=%s", r.URL.EscapedPath(), r.URL.RawQuery)
-		for _, k := range slices.Sorted(maps.Keys(r.Header)) {
-			fmt.Fprintf(w, " %s: %s", k, strings.Join(r.Header[k], ","))
-		}
-		fmt.Fprintf(w, " body=%.40s", body)
-	}))
-	t.Cleanup(echo.Close)
+	echo := echotest.Server(t, 0, 40)
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	withUser := strings.Replace(echo.URL, "http://", "http://relay:"+cmdURLPass+"@", 1)
