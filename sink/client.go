@@ -51,7 +51,10 @@ const maxRedirects = 10
 // count as delivered; it, any other 3xx, a 307/308 with followRedirects
 // false and the 307/308 past maxRedirects are returned as the response,
 // which Classify makes permanent. net/http drops Authorization when the
-// redirect leaves the host (and its subdomains).
+// redirect leaves the host (and its subdomains). It also adds a Referer
+// naming the URL redirected from, path and query included: a Slack or
+// Teams URL carries its credential there, so that Referer is taken out
+// again (a Referer set in the webhook's headers goes on as it is).
 func checkRedirect(follow bool) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		if !follow || len(via) > maxRedirects || req.Response == nil {
@@ -59,6 +62,11 @@ func checkRedirect(follow bool) func(*http.Request, []*http.Request) error {
 		}
 		switch req.Response.StatusCode {
 		case http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+			if ref := via[0].Header.Get("Referer"); ref != "" {
+				req.Header.Set("Referer", ref)
+			} else {
+				req.Header.Del("Referer")
+			}
 			return nil
 		}
 		return http.ErrUseLastResponse

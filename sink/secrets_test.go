@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -197,5 +198,71 @@ func TestSecretsOf(t *testing.T) {
 	}
 	if !slices.IsSortedFunc(got, func(a, b string) int { return len(b) - len(a) }) {
 		t.Errorf("secretsOf not longest first: %q", got)
+	}
+}
+
+// TestRedirectCarriesNoURLSecret: a webhook whose URL carries secrets in
+// its path and query is redirected (307) to another host, and to its own.
+// The request after the redirect never names the URL redirected from
+// (net/http would send it as Referer); the other host gets no
+// Authorization, the same host does. A Referer set in the webhook's
+// headers goes on as it is.
+func TestRedirectCarriesNoURLSecret(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		got []http.Header
+	)
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/new" {
+			mu.Lock()
+			got = append(got, r.Header.Clone())
+			mu.Unlock()
+			return
+		}
+		to := "/new"
+		if r.URL.Query().Get("hop") == "other" {
+			to = strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/new"
+		}
+		w.Header().Set("Location", to)
+		w.WriteHeader(http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		hop, referer string
+		auth         bool
+	}{
+		{hop: "other"},
+		{hop: "same", auth: true},
+		{hop: "other", referer: "https://thehive.example/"},
+	} {
+		t.Run(tc.hop+"/referer="+tc.referer, func(t *testing.T) {
+			wh := echoWebhook(srv)
+			wh.URL += "&hop=" + tc.hop
+			if tc.referer != "" {
+				wh.Headers["Referer"] = tc.referer
+			}
+			w, err := New(*wh, Options{Stream: "THEHIVE_AUDIT", Version: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(w.Close)
+			mu.Lock()
+			got = nil
+			mu.Unlock()
+			res := w.attempt(t.Context(), "THEHIVE_AUDIT.siem.1", []byte(`{"x":1}`), 1)
+			mu.Lock()
+			defer mu.Unlock()
+			if res.Outcome != Delivered || len(got) != 1 {
+				t.Fatalf("got %v %q %v and %d request(s) at /new, want delivered after one redirect", res.Outcome, res.Status, res.Err, len(got))
+			}
+			if ref := got[0].Get("Referer"); ref != tc.referer {
+				t.Errorf("Referer after the redirect: %q, want %q", ref, tc.referer)
+			}
+			if auth := got[0].Get("Authorization"); (auth != "") != tc.auth {
+				t.Errorf("Authorization after a redirect to the %s host: %q, want it sent: %t", tc.hop, auth, tc.auth)
+			}
+		})
 	}
 }
