@@ -30,6 +30,18 @@ const (
 	leakProxyPass = "proxy-S3CRET-1006"
 )
 
+// attemptOnce makes one attempt of a small entry with a webhook built
+// from wh.
+func attemptOnce(t *testing.T, wh *config.Webhook) Result {
+	t.Helper()
+	w, err := New(*wh, Options{Stream: "THEHIVE_AUDIT", Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	return w.attempt(t.Context(), "THEHIVE_AUDIT.siem.1", []byte(`{"x":1}`), 1)
+}
+
 // leaks are the secrets of echoWebhook and the forms they travel in.
 func leaks() []string {
 	return []string{leakPath, leakPathToken, "T0LEAK0001", "B0LEAK0002", leakQuery, leakURLPass, leakBearer,
@@ -56,12 +68,7 @@ func TestEchoedRequestScrubbed(t *testing.T) {
 		t.Run(fmt.Sprintf("pad=%d", pad), func(t *testing.T) {
 			srv := echotest.Server(t, pad, 0)
 			wh := echoWebhook(srv)
-			w, err := New(*wh, Options{Stream: "THEHIVE_AUDIT", Version: "test"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(w.Close)
-			res := w.attempt(t.Context(), "THEHIVE_AUDIT.siem.1", []byte(`{"x":1}`), 1)
+			res := attemptOnce(t, wh)
 			if res.Outcome != Permanent || res.Status != "400" {
 				t.Fatalf("got %v %q, want permanent 400", res.Outcome, res.Status)
 			}
@@ -110,12 +117,7 @@ func TestGzippedErrorPageScrubbed(t *testing.T) {
 		t.Run(tenant, func(t *testing.T) {
 			wh := echoWebhook(srv)
 			wh.URL = strings.Replace(wh.URL, "tenant=soc", "tenant="+tenant, 1)
-			w, err := New(*wh, Options{Stream: "THEHIVE_AUDIT", Version: "test"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(w.Close)
-			res := w.attempt(t.Context(), "THEHIVE_AUDIT.siem.1", []byte(`{"x":1}`), 1)
+			res := attemptOnce(t, wh)
 			if res.Outcome != Permanent || res.Status != "400" {
 				t.Fatalf("got %v %q, want permanent 400", res.Outcome, res.Status)
 			}
@@ -158,12 +160,7 @@ func TestRequestErrorScrubbed(t *testing.T) {
 	srv := echotest.Server(t, 0, 0)
 	wh := echoWebhook(srv)
 	srv.Close() // nothing listens there now: connection refused
-	w, err := New(*wh, Options{Stream: "THEHIVE_AUDIT", Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
-	res := w.attempt(t.Context(), "THEHIVE_AUDIT.siem.1", []byte(`{}`), 1)
+	res := attemptOnce(t, wh)
 	want := config.RedactURL(srv.URL)
 	if res.Status != kindConnect || !strings.Contains(res.reason(), `Post "`+want+`"`) {
 		t.Errorf("got %q, reason %q; want connect naming %s", res.Status, res.reason(), want)
@@ -243,15 +240,10 @@ func TestRedirectCarriesNoURLSecret(t *testing.T) {
 			if tc.referer != "" {
 				wh.Headers["Referer"] = tc.referer
 			}
-			w, err := New(*wh, Options{Stream: "THEHIVE_AUDIT", Version: "test"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(w.Close)
 			mu.Lock()
 			got = nil
 			mu.Unlock()
-			res := w.attempt(t.Context(), "THEHIVE_AUDIT.siem.1", []byte(`{"x":1}`), 1)
+			res := attemptOnce(t, wh)
 			mu.Lock()
 			defer mu.Unlock()
 			if res.Outcome != Delivered || len(got) != 1 {
