@@ -50,6 +50,9 @@ func (w *Webhook) deliver(soft context.Context, d *deadline, u *unit) *unit {
 	return u
 }
 
+// failedToRender tells a template's failure on an entry from any other
+// error. Its own function so that the target errors.As needs is allocated
+// only when there is an error, not for every unit.
 func failedToRender(err error) bool {
 	var rerr *renderError
 	return errors.As(err, &rerr)
