@@ -8,9 +8,10 @@ import "runtime"
 // to a request, and back) and waits on the network: with every CPU it
 // spends more on waking goroutines on other CPUs and on idle ones looking
 // for work than it gains, while the application it sits beside needs the
-// CPUs too. On 2 CPUs, one: 32% more entries per CPU-second and 10% more
-// entries per second draining a backlog, and a lower p99 at a steady
-// 1,000 entries/s (see docs/performance.md).
+// CPUs too. On 2 CPUs, one gives more entries per CPU-second draining a
+// backlog and a lower p99 at a steady 1,000 entries/s; in a busy hour the
+// second CPU buys some entries per second for a few per CPU-second (the
+// figures, each as measured: docs/performance.md, "Half the CPUs").
 func setProcs(getenv func(string) string) {
 	if getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(procsFor(runtime.GOMAXPROCS(0)))
